@@ -1,0 +1,180 @@
+#!/usr/bin/env node
+/**
+ * The `gp` command. Each subcommand parses its options, calls the library, and prints; errors a user can act on
+ * (GpError) print one message and exit non-zero without a stack trace.
+ *
+ * Exit codes: 0 ok, 1 usage or runtime error, 65 bad input data, 78 bad config, 70 internal error (a bug).
+ */
+import { createReadStream, readFileSync } from 'node:fs';
+import { basename } from 'node:path';
+import { createInterface } from 'node:readline';
+import { Command, Option } from 'commander';
+import { backendReport, initBackend, type BackendName } from '../backend.js';
+import { loadConfig } from '../config/load.js';
+import { readCorpus } from '../data/corpus.js';
+import { TextTokenizer } from '../data/tokenizer.js';
+import { GpError } from '../errors.js';
+import { evaluateExamples, predictEntities } from '../eval/evaluate.js';
+import { formatScoresTable } from '../eval/metrics.js';
+import { disposeModel } from '../model/globalpointer.js';
+import { loadModel } from '../model/io.js';
+import { train } from '../train/train.js';
+import { consoleReporter } from './progress.js';
+import { writeFileAtomic } from '../io.js';
+
+const BACKENDS = ['auto', 'tensorflow', 'wasm', 'cpu'] as const;
+const backendOption = () => new Option('--backend <name>', 'TensorFlow.js backend').choices(BACKENDS).default('auto');
+const log = (line: string) => process.stderr.write(line + '\n');
+
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
+
+function number(value: string): number {
+  const n = Number(value);
+  if (!Number.isFinite(n)) throw new GpError(`not a number: ${value}`);
+  return n;
+}
+
+async function loadForInference(dir: string, backend: BackendName, quiet: boolean) {
+  await initBackend(backend, { log: quiet ? () => {} : log });
+  const loaded = loadModel(dir);
+  const tokenizer = TextTokenizer.fromJSON(loaded.tokenizerJson as object);
+  return { ...loaded, tokenizer };
+}
+
+/** One text per input line; a JSON line with a "text" field is read as that text (its other fields are kept). */
+async function readInputLines(file: string): Promise<Array<{ text: string; extra: Record<string, unknown> }>> {
+  const stream = file === '-' ? process.stdin : createReadStream(file, { encoding: 'utf8' });
+  const lines: Array<{ text: string; extra: Record<string, unknown> }> = [];
+  let n = 0;
+  for await (const raw of createInterface({ input: stream, crlfDelay: Infinity })) {
+    n += 1;
+    const line = (n === 1 ? raw.replace(/^\uFEFF/, '') : raw).replace(/\r$/, '');
+    if (line.startsWith('{')) {
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(line);
+      } catch {
+        parsed = null;
+      }
+      if (parsed && typeof parsed === 'object' && typeof (parsed as { text?: unknown }).text === 'string') {
+        const { text, ...extra } = parsed as { text: string } & Record<string, unknown>;
+        delete extra.entities;
+        delete extra.label;
+        lines.push({ text, extra });
+        continue;
+      }
+    }
+    lines.push({ text: line, extra: {} });
+  }
+  return lines;
+}
+
+const program = new Command()
+  .name('gp')
+  .description('GlobalPointer named-entity recognition: train, evaluate, predict')
+  .version(JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')).version);
+
+program
+  .command('train')
+  .description('train a model from a YAML config; the best model by dev F1 is kept in --out')
+  .requiredOption('-c, --config <file>', 'YAML config (see configs/)')
+  .option('--set <key=value>', 'override a config key, e.g. training.lr=3e-4 (repeatable)', collect, [])
+  .option('-o, --out <dir>', 'model directory (default: runs/<config name>)')
+  .addOption(new Option('--backend <name>', 'override the config backend').choices(BACKENDS))
+  .option('-q, --quiet', 'no progress output')
+  .option('--json', 'print a JSON summary on stdout at the end')
+  .action(async (opts: { config: string; set: string[]; out?: string; backend?: string; quiet?: boolean; json?: boolean }) => {
+    const overrides = opts.backend ? [...opts.set, `backend=${opts.backend}`] : opts.set;
+    const config = loadConfig(opts.config, overrides);
+    const outDir = opts.out ?? `runs/${basename(opts.config).replace(/\.ya?ml$/, '')}`;
+    const reporter = consoleReporter({ quiet: Boolean(opts.quiet), tty: Boolean(process.stderr.isTTY), write: log });
+    const summary = await train(config, outDir, reporter);
+    const best = summary.epochs[summary.bestEpoch - 1];
+    if (best.dev && !opts.quiet) log(`\nbest epoch ${summary.bestEpoch} (dev):\n${formatScoresTable(best.dev.scores)}`);
+    log(`model saved to ${outDir} (${summary.seconds.toFixed(0)} s, backend ${summary.backend.name})`);
+    if (opts.json) {
+      process.stdout.write(
+        JSON.stringify({ outDir, backend: summary.backend.name, bestEpoch: summary.bestEpoch, bestDevF1: summary.bestDevF1, seconds: summary.seconds, dev: best.dev?.scores ?? null }) + '\n',
+      );
+    }
+  });
+
+program
+  .command('eval')
+  .description('entity-level precision / recall / F1 of a model on a labelled file')
+  .requiredOption('-m, --model <dir>', 'model directory written by gp train')
+  .requiredOption('-d, --data <file>', 'labelled data')
+  .addOption(new Option('--format <format>', 'data format').choices(['auto', 'cluener', 'jsonl', 'conll']).default('auto'))
+  .addOption(new Option('--scheme <scheme>', 'tag scheme of conll data').choices(['auto', 'bio', 'iob1', 'bioes', 'bmes']).default('auto'))
+  .option('--strip-token-digit', "strip one trailing digit from conll tokens (Weibo's 科0)")
+  .option('--threshold <t>', 'logit threshold (default: the model\'s)', number)
+  .option('--flat', 'non-overlapping decoding: keep the highest-scoring span of each overlap')
+  .option('--batch-size <n>', 'windows per forward pass', number, 64)
+  .addOption(backendOption())
+  .option('--json', 'print scores as JSON on stdout')
+  .action(async (opts: { model: string; data: string; format: 'auto'; scheme: 'auto'; stripTokenDigit?: boolean; threshold?: number; flat?: boolean; batchSize: number; backend: BackendName; json?: boolean }) => {
+    const { model, manifest, tokenizer } = await loadForInference(opts.model, opts.backend, Boolean(opts.json));
+    const { examples } = readCorpus(opts.data, { format: opts.format, scheme: opts.scheme, stripTokenDigit: Boolean(opts.stripTokenDigit) });
+    const unknown = [...new Set(examples.flatMap((e) => e.spans.map((s) => s.label)))].filter((l) => !manifest.labels.includes(l));
+    if (unknown.length) log(`warning: ${opts.data}: labels the model does not know (counted as misses): ${unknown.join(', ')}`);
+    const { scores } = evaluateExamples(model, tokenizer, manifest.labels, examples, {
+      maxLength: manifest.spec.maxLength,
+      overlap: manifest.windowOverlap,
+      batchSize: opts.batchSize,
+      threshold: opts.threshold ?? manifest.threshold,
+      flat: opts.flat,
+    });
+    disposeModel(model);
+    if (opts.json) process.stdout.write(JSON.stringify({ model: opts.model, data: opts.data, examples: examples.length, ...scores }) + '\n');
+    else process.stdout.write(`${opts.data}: ${examples.length} examples\n${formatScoresTable(scores)}\n`);
+  });
+
+program
+  .command('predict')
+  .description('entities with character offsets (UTF-16, end exclusive) for each line of text files; "-" reads stdin')
+  .requiredOption('-m, --model <dir>', 'model directory written by gp train')
+  .argument('<files...>', 'text files, one text per line (a JSON line with a "text" field also works)')
+  .option('-o, --out <file>', 'write JSONL here instead of stdout (atomically)')
+  .option('--threshold <t>', "logit threshold (default: the model's)", number)
+  .option('--flat', 'non-overlapping decoding')
+  .option('--batch-size <n>', 'windows per forward pass', number, 64)
+  .addOption(backendOption())
+  .action(async (files: string[], opts: { model: string; out?: string; threshold?: number; flat?: boolean; batchSize: number; backend: BackendName }) => {
+    const { model, manifest, tokenizer } = await loadForInference(opts.model, opts.backend, false);
+    const out: string[] = [];
+    for (const file of files) {
+      const inputs = await readInputLines(file);
+      const entities = predictEntities(model, tokenizer, manifest.labels, inputs.map((i) => i.text), {
+        maxLength: manifest.spec.maxLength,
+        overlap: manifest.windowOverlap,
+        batchSize: opts.batchSize,
+        threshold: opts.threshold ?? manifest.threshold,
+        flat: opts.flat,
+      });
+      inputs.forEach((input, i) => out.push(JSON.stringify({ ...input.extra, text: input.text, entities: entities[i] })));
+    }
+    disposeModel(model);
+    const body = out.length ? out.join('\n') + '\n' : '';
+    if (opts.out) {
+      writeFileAtomic(opts.out, body);
+      log(`${out.length} lines written to ${opts.out}`);
+    } else process.stdout.write(body);
+  });
+
+program
+  .command('doctor')
+  .description('versions, available backends, which one auto picks, threads')
+  .action(async () => {
+    process.stdout.write(JSON.stringify(await backendReport(), null, 2) + '\n');
+  });
+
+program.parseAsync(process.argv).catch((err: unknown) => {
+  if (err instanceof GpError) {
+    process.stderr.write(`gp: error: ${err.message}\n`);
+    process.exit(err.exitCode);
+  }
+  process.stderr.write(`gp: internal error (please report): ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  process.exit(70);
+});

@@ -1,0 +1,114 @@
+/**
+ * The one schema every option and default of gp lives in. A YAML config is validated against it (unknown keys are
+ * errors, naming the key path), and the resolved result is saved next to the model so that a run can be reproduced.
+ */
+import { z } from 'zod';
+
+const positiveInt = z.number().int().positive();
+const rate = z.number().min(0).max(1);
+
+/** How a corpus file is read; mirrors `ReadOptions` of src/data/corpus.ts. */
+export const ReaderSchema = z.strictObject({
+  format: z.enum(['auto', 'cluener', 'jsonl', 'conll']).default('auto'),
+  scheme: z.enum(['auto', 'bio', 'iob1', 'bioes', 'bmes']).default('auto'),
+  join: z.enum(['auto', 'none', 'space']).default('auto'),
+  stripTokenDigit: z.boolean().default(false),
+  invalidTags: z.enum(['repair', 'reject']).default('repair'),
+});
+
+export const DataSchema = z
+  .strictObject({
+    /** Paths are relative to the working directory, as in spaCy. */
+    train: z.string().min(1),
+    dev: z.string().min(1).optional(),
+    /** Longest token sequence the model sees; longer texts are cut into overlapping windows. */
+    maxLength: positiveInt.default(128),
+    /** Tokens shared by consecutive windows of a long text. */
+    windowOverlap: z.number().int().nonnegative().default(32),
+    /** Use at most this many training examples (quick experiments); 0 = all. */
+    limit: z.number().int().nonnegative().default(0),
+  })
+  .extend(ReaderSchema.shape);
+
+export const TokenizerSchema = z.strictObject({
+  /** An existing Hugging Face tokenizer.json; when absent one is built from the training texts. */
+  path: z.string().optional(),
+  mode: z.enum(['char', 'wordpiece']).default('char'),
+  minFreq: positiveInt.default(1),
+  maxVocab: positiveInt.default(30000),
+  lowercase: z.boolean().default(false),
+});
+
+export const TransformerSchema = z.strictObject({
+  type: z.literal('transformer'),
+  layers: z.number().int().nonnegative().default(2),
+  heads: positiveInt.default(4),
+  /** Feed-forward width as a multiple of the model width. */
+  ffnMultiplier: z.number().positive().default(4),
+  /** Rotary positions inside self-attention; `learned` adds absolute position embeddings instead. */
+  positions: z.enum(['rope', 'learned']).default('rope'),
+  attentionDropout: rate.default(0.1),
+});
+
+export const ModelSchema = z.strictObject({
+  /** Width of token embeddings and of the encoder. */
+  dim: positiveInt.default(256),
+  dropout: rate.default(0.1),
+  encoder: TransformerSchema.prefault({ type: 'transformer' }),
+  head: z
+    .strictObject({
+      type: z.enum(['globalpointer', 'efficient']).default('globalpointer'),
+      /** Width of each q and k vector (the `d` of q·k/√d). */
+      size: positiveInt.default(64),
+      rope: z.boolean().default(true),
+    })
+    .prefault({}),
+});
+
+/**
+ * A value that moves over training: `warmup` steps at 0 (for λ) or ramping up (for the LR), then a shape.
+ * Steps may be given as a fraction of all steps (< 1) or as a count (≥ 1).
+ */
+export const LrScheduleSchema = z.strictObject({
+  type: z.enum(['constant', 'linear', 'cosine']).default('linear'),
+  warmup: z.number().nonnegative().default(0.06),
+});
+
+export const TrainingSchema = z.strictObject({
+  epochs: positiveInt.default(10),
+  batchSize: positiveInt.default(32),
+  lr: z.number().positive().default(1e-3),
+  schedule: LrScheduleSchema.prefault({}),
+  weightDecay: z.number().nonnegative().default(0.01),
+  beta1: z.number().min(0).max(1).default(0.9),
+  beta2: z.number().min(0).max(1).default(0.999),
+  epsilon: z.number().positive().default(1e-8),
+  /** Global-norm gradient clipping; 0 disables it. */
+  clipNorm: z.number().nonnegative().default(1),
+  /** Decoding threshold on span logits for dev evaluation and for the saved model's default. */
+  threshold: z.number().default(0),
+});
+
+export const RegularizerSchema = z.strictObject({
+  type: z.enum(['none']).default('none'),
+});
+
+export const ConfigSchema = z.strictObject({
+  $schema: z.string().optional(),
+  seed: z.number().int().default(42),
+  backend: z.enum(['auto', 'tensorflow', 'wasm', 'cpu']).default('auto'),
+  /** Threads for the wasm / TensorFlow backends; 0 lets the backend decide. */
+  threads: z.number().int().nonnegative().default(0),
+  data: DataSchema,
+  tokenizer: TokenizerSchema.prefault({}),
+  model: ModelSchema.prefault({}),
+  training: TrainingSchema.prefault({}),
+  regularizer: RegularizerSchema.prefault({}),
+});
+
+export type Config = z.infer<typeof ConfigSchema>;
+export type ConfigInput = z.input<typeof ConfigSchema>;
+export type ModelConfig = Config['model'];
+export type TrainingConfig = Config['training'];
+export type DataConfig = Config['data'];
+export type ReaderConfig = z.infer<typeof ReaderSchema>;

@@ -1,0 +1,68 @@
+/**
+ * Running a trained model over texts: window, batch, forward, decode the span logits, map tokens back to
+ * characters, merge windows. `gp predict`, `gp eval` and the dev evaluation during training all come through here.
+ */
+import type { Example, Entity } from '../types.js';
+import { encodeExamples, makeBatches, batchTensors, disposeBatch, type TokenizerLike, type Window } from '../data/encode.js';
+import { forward, type Model } from '../model/globalpointer.js';
+import { decodeSpans, mergeWindowEntitiesByCentre, tokenSpansToEntities, type WindowPrediction } from './decode.js';
+import { scoreEntities, type Scores } from './metrics.js';
+
+export interface PredictOptions {
+  maxLength: number;
+  overlap: number;
+  batchSize: number;
+  threshold: number;
+  /** Keep only non-overlapping spans (highest score first). */
+  flat?: boolean;
+}
+
+/** Logit values read back per batch are capped so long texts cannot exhaust memory: B·H·L² ≤ this. */
+const MAX_CELLS_PER_BATCH = 1 << 24;
+
+function splitByCells(batch: Window[], numTypes: number): Window[][] {
+  const L = Math.max(...batch.map((w) => w.ids.length));
+  const fit = Math.max(1, Math.floor(MAX_CELLS_PER_BATCH / (numTypes * L * L)));
+  const parts: Window[][] = [];
+  for (let s = 0; s < batch.length; s += fit) parts.push(batch.slice(s, s + fit));
+  return parts;
+}
+
+/** Entities per text, with offsets into that text (UTF-16, end exclusive). */
+export function predictEntities(model: Model, tokenizer: TokenizerLike, labels: string[], texts: string[], opts: PredictOptions): Entity[][] {
+  const examples = texts.map((text) => ({ text, spans: [] }));
+  const { windows } = encodeExamples(examples, tokenizer, labels, { maxLength: opts.maxLength, overlap: opts.overlap });
+  const perWindow = new Map<Window, Entity[]>();
+  const H = labels.length;
+  for (const batch of makeBatches(windows, opts.batchSize).flatMap((b) => splitByCells(b, H))) {
+    const input = batchTensors(batch, H, tokenizer.padId, false);
+    const logits = forward(model, input.ids, input.mask, { training: false }); // [B, H, L, L]
+    const L = logits.shape[2];
+    const values = logits.dataSync() as Float32Array;
+    logits.dispose();
+    disposeBatch(input);
+    batch.forEach((w, b) => {
+      const sample = values.subarray(b * H * L * L, (b + 1) * H * L * L);
+      const spans = decodeSpans(sample, H, L, { threshold: opts.threshold, validLength: w.ids.length, flat: opts.flat });
+      perWindow.set(w, tokenSpansToEntities(spans, w.offsets, texts[w.example], labels, w.base));
+    });
+  }
+  const byText: WindowPrediction[][] = texts.map(() => []);
+  for (const w of windows) {
+    if (w.offsets.length === 0) continue;
+    byText[w.example].push({ start: w.offsets[0][0], end: w.offsets[w.offsets.length - 1][1], entities: perWindow.get(w)! });
+  }
+  return byText.map((ws) => (ws.length === 0 ? [] : ws.length === 1 ? ws[0].entities : mergeWindowEntitiesByCentre(ws)));
+}
+
+export interface EvalResult {
+  scores: Scores;
+  predictions: Entity[][];
+}
+
+/** Exact-match entity scores of the model's predictions against the gold character spans. */
+export function evaluateExamples(model: Model, tokenizer: TokenizerLike, labels: string[], examples: Example[], opts: PredictOptions): EvalResult {
+  const predictions = predictEntities(model, tokenizer, labels, examples.map((e) => e.text), opts);
+  const scores = scoreEntities(examples.map((e) => e.spans), predictions);
+  return { scores, predictions };
+}

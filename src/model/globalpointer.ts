@@ -1,0 +1,294 @@
+/**
+ * The whole model in one file: token embedding → pre-LN transformer → GlobalPointer span head.
+ *
+ *   ids [B, L] ─► embed [B, L, D] ─► N × (x + attn(LN x), x + ffn(LN x)) ─► LN ─► head ─► logits [B, H, L, L]
+ *
+ * logits[b, h, i, j] scores "tokens i..j form an entity of type h". Cells with j < i or on padding hold −1e12
+ * (added as a bias), so decoding and the loss never see them.
+ *
+ * Parameters are plain tf.Variables in a name → variable map; the names are the keys of the saved safetensors file.
+ * Only ops every backend can differentiate are used (no einsum; the embedding gradient goes through scatterND
+ * because wasm has no UnsortedSegmentSum and the cpu backend's gather gradient is pathologically slow).
+ */
+import * as tf from '@tensorflow/tfjs';
+import type { ModelConfig } from '../config/schema.js';
+import { Rng } from '../rng.js';
+
+/** Everything needed to rebuild the model's shapes; saved in the model directory. */
+export interface ModelSpec extends ModelConfig {
+  vocabSize: number;
+  numTypes: number;
+  /** Longest sequence (for learned positions and windowing). */
+  maxLength: number;
+}
+
+export interface Model {
+  spec: ModelSpec;
+  params: Map<string, tf.Variable>;
+}
+
+/** Masked cells get this added: large enough that exp() is exactly 0, finite so no inf − inf appears. */
+export const MASK_BIAS = -1e12;
+
+// ---------------------------------------------------------------------------------------------- parameters
+
+function parameterShapes(spec: ModelSpec): Map<string, number[]> {
+  const { dim: D, vocabSize: V, numTypes: H, encoder, head } = spec;
+  const F = Math.round(D * encoder.ffnMultiplier);
+  const shapes = new Map<string, number[]>([['embeddings.word', [V, D]]]);
+  if (encoder.positions === 'learned') shapes.set('embeddings.position', [spec.maxLength, D]);
+  for (let l = 0; l < encoder.layers; l++) {
+    const p = `encoder.${l}`;
+    shapes.set(`${p}.ln1.gamma`, [D]).set(`${p}.ln1.beta`, [D]);
+    shapes.set(`${p}.attn.qkv.kernel`, [D, 3 * D]).set(`${p}.attn.qkv.bias`, [3 * D]);
+    shapes.set(`${p}.attn.out.kernel`, [D, D]).set(`${p}.attn.out.bias`, [D]);
+    shapes.set(`${p}.ln2.gamma`, [D]).set(`${p}.ln2.beta`, [D]);
+    shapes.set(`${p}.ffn.in.kernel`, [D, F]).set(`${p}.ffn.in.bias`, [F]);
+    shapes.set(`${p}.ffn.out.kernel`, [F, D]).set(`${p}.ffn.out.bias`, [D]);
+  }
+  shapes.set('encoder.ln.gamma', [D]).set('encoder.ln.beta', [D]);
+  if (head.type === 'globalpointer') {
+    shapes.set('head.qk.kernel', [D, H * 2 * head.size]).set('head.qk.bias', [H * 2 * head.size]);
+  } else {
+    shapes.set('head.qk.kernel', [D, 2 * head.size]).set('head.qk.bias', [2 * head.size]);
+    shapes.set('head.bias.kernel', [2 * head.size, 2 * H]).set('head.bias.bias', [2 * H]);
+  }
+  return shapes;
+}
+
+/** BERT's initialisation: N(0, 0.02) truncated for matrices, ones for LayerNorm gains, zeros for biases. */
+function initialValue(name: string, shape: number[], rng: Rng): tf.Tensor {
+  if (name.endsWith('.gamma')) return tf.ones(shape);
+  if (name.endsWith('.beta') || name.endsWith('.bias')) return tf.zeros(shape);
+  return tf.truncatedNormal(shape, 0, 0.02, 'float32', rng.seed());
+}
+
+export function createModel(spec: ModelSpec, seed: number): Model {
+  const rng = new Rng(seed);
+  const params = new Map<string, tf.Variable>();
+  for (const [name, shape] of parameterShapes(spec)) {
+    const value = initialValue(name, shape, rng);
+    params.set(name, tf.variable(value, true));
+    value.dispose();
+  }
+  return { spec, params };
+}
+
+/** The shapes a model of this spec expects, to check loaded weights against. */
+export function expectedShapes(spec: ModelSpec): Map<string, number[]> {
+  return parameterShapes(spec);
+}
+
+export function disposeModel(model: Model): void {
+  for (const v of model.params.values()) v.dispose();
+  model.params.clear();
+}
+
+// ---------------------------------------------------------------------------------------------- building blocks
+
+/** Embedding lookup whose gradient is a scatterND into the table (summing repeated ids), valid on every backend. */
+export function embeddingLookup(table: tf.Tensor2D, ids: tf.Tensor2D): tf.Tensor3D {
+  const [B, L] = ids.shape;
+  const [V, D] = table.shape;
+  const lookup = tf.customGrad((t, i, save) => {
+    const flatIds = (i as tf.Tensor).reshape([B * L]);
+    (save as tf.GradSaveFunc)([flatIds]);
+    const value = tf.gather(t as tf.Tensor2D, flatIds).reshape([B, L, D]) as tf.Tensor3D;
+    const gradFunc = (dy: tf.Tensor3D, [savedIds]: tf.Tensor[]): tf.Tensor[] => [
+      tf.scatterND(savedIds.reshape([B * L, 1]), dy.reshape([B * L, D]), [V, D]),
+      tf.zerosLike(savedIds).reshape([B, L]),
+    ];
+    return { value, gradFunc };
+  });
+  return lookup(table, ids) as tf.Tensor3D;
+}
+
+/** x W + b over the last axis, for any rank ≥ 2. */
+export function dense(x: tf.Tensor, kernel: tf.Tensor, bias: tf.Tensor): tf.Tensor {
+  const inDim = x.shape[x.shape.length - 1];
+  const outShape = [...x.shape.slice(0, -1), kernel.shape[1] as number];
+  return tf.matMul(x.reshape([-1, inDim]), kernel as tf.Tensor2D).add(bias).reshape(outShape);
+}
+
+export function layerNorm(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, eps = 1e-12): tf.Tensor {
+  const { mean, variance } = tf.moments(x, -1, true);
+  return x.sub(mean).mul(tf.rsqrt(variance.add(eps))).mul(gamma).add(beta);
+}
+
+/** GELU, tanh form (every backend has tanh; exact erf-GELU is for BERT checkpoints). */
+export function gelu(x: tf.Tensor): tf.Tensor {
+  const inner = x.add(x.pow(3).mul(0.044715)).mul(Math.sqrt(2 / Math.PI));
+  return x.mul(0.5).mul(tf.tanh(inner).add(1));
+}
+
+/**
+ * Rotary tables for positions 0..L−1 and an even width d: angle(p, k) = p · 10000^(−2k/d), k < d/2, laid out
+ * [cos(angles), cos(angles)] so that `applyRope` can rotate the pairs (x_k, x_{k+d/2}).
+ */
+export function ropeTables(length: number, d: number): { cos: tf.Tensor2D; sin: tf.Tensor2D } {
+  const half = d / 2;
+  const angles = new Float32Array(length * d);
+  for (let p = 0; p < length; p++) {
+    for (let k = 0; k < half; k++) {
+      const a = p * Math.pow(10000, (-2 * k) / d);
+      angles[p * d + k] = a;
+      angles[p * d + k + half] = a;
+    }
+  }
+  return tf.tidy(() => {
+    const t = tf.tensor2d(angles, [length, d]);
+    return { cos: tf.cos(t), sin: tf.sin(t) };
+  });
+}
+
+/**
+ * RoPE: rotate each pair (x_k, x_{k+d/2}) at position p by angle(p, k). Then ⟨rope(q, m), rope(k, n)⟩ depends on
+ * m and n only through n − m, which is what gives GlobalPointer its sense of span length.
+ * x [..., L, d]; cos, sin [L, d].
+ */
+export function applyRope(x: tf.Tensor, cos: tf.Tensor2D, sin: tf.Tensor2D): tf.Tensor {
+  const [x1, x2] = tf.split(x, 2, -1);
+  const rotated = tf.concat([x2.neg(), x1], -1); // [..., L, d]
+  return x.mul(cos).add(rotated.mul(sin));
+}
+
+/** Bias [B, 1, L, L]: 0 where i ≤ j and both tokens are real, MASK_BIAS elsewhere. mask [B, L] of 0/1. */
+export function spanMaskBias(mask: tf.Tensor2D): tf.Tensor4D {
+  return tf.tidy(() => {
+    const [B, L] = mask.shape;
+    const upper = tf.linalg.bandPart(tf.ones([L, L]), 0, -1); // [L, L], 1 where j ≥ i
+    const valid = mask.reshape([B, 1, L, 1]).mul(mask.reshape([B, 1, 1, L])).mul(upper); // [B, 1, L, L]
+    return valid.sub(1).mul(-MASK_BIAS) as tf.Tensor4D; // (valid − 1) · 1e12
+  });
+}
+
+// ---------------------------------------------------------------------------------------------- the network
+
+export interface ForwardOptions {
+  training: boolean;
+  /** Supplies dropout seeds; required when training. */
+  rng?: Rng;
+  /** Added to the token embeddings before the encoder (virtual adversarial training). */
+  perturbation?: tf.Tensor3D;
+}
+
+function dropout(x: tf.Tensor, rate: number, opts: ForwardOptions): tf.Tensor {
+  if (!opts.training || rate === 0) return x;
+  return tf.dropout(x, rate, undefined, opts.rng!.seed());
+}
+
+function selfAttention(
+  model: Model,
+  layer: number,
+  x: tf.Tensor3D, // [B, L, D]
+  keyBias: tf.Tensor, // [B, 1, 1, L]
+  rope: { cos: tf.Tensor2D; sin: tf.Tensor2D } | null,
+  opts: ForwardOptions,
+): tf.Tensor3D {
+  const p = (n: string) => model.params.get(`encoder.${layer}.attn.${n}`)!;
+  const [B, L, D] = x.shape;
+  const heads = model.spec.encoder.heads;
+  const dh = D / heads;
+  const toHeads = (t: tf.Tensor) => t.reshape([B, L, heads, dh]).transpose([0, 2, 1, 3]); // [B, h, L, dh]
+  const [q0, k0, v0] = tf.split(dense(x, p('qkv.kernel'), p('qkv.bias')), 3, -1);
+  let q = toHeads(q0);
+  let k = toHeads(k0);
+  const v = toHeads(v0);
+  if (rope) {
+    q = applyRope(q, rope.cos, rope.sin);
+    k = applyRope(k, rope.cos, rope.sin);
+  }
+  const scores = tf.matMul(q, k, false, true).mul(1 / Math.sqrt(dh)).add(keyBias); // [B, h, L, L]
+  const probs = dropout(tf.softmax(scores), model.spec.encoder.attentionDropout, opts);
+  const context = tf.matMul(probs, v).transpose([0, 2, 1, 3]).reshape([B, L, D]); // [B, L, D]
+  return dense(context, p('out.kernel'), p('out.bias')) as tf.Tensor3D;
+}
+
+function feedForward(model: Model, layer: number, x: tf.Tensor3D, opts: ForwardOptions): tf.Tensor3D {
+  const p = (n: string) => model.params.get(`encoder.${layer}.ffn.${n}`)!;
+  const hidden = dropout(gelu(dense(x, p('in.kernel'), p('in.bias'))), model.spec.dropout, opts);
+  return dense(hidden, p('out.kernel'), p('out.bias')) as tf.Tensor3D;
+}
+
+/** Token embeddings [B, L, D] for ids [B, L]. */
+export function embed(model: Model, ids: tf.Tensor2D): tf.Tensor3D {
+  const x = embeddingLookup(model.params.get('embeddings.word')! as tf.Tensor2D, ids);
+  const positions = model.params.get('embeddings.position');
+  if (!positions) return x;
+  const L = ids.shape[1];
+  return x.add(positions.slice([0, 0], [L, -1])) as tf.Tensor3D;
+}
+
+/** Pre-LN transformer over embeddings x [B, L, D] with mask [B, L]; returns hidden states [B, L, D]. */
+export function encode(model: Model, x: tf.Tensor3D, mask: tf.Tensor2D, opts: ForwardOptions): tf.Tensor3D {
+  const { spec, params } = model;
+  const [B, L, D] = x.shape;
+  const p = (n: string) => params.get(n)!;
+  const keyBias = mask.sub(1).mul(1e9).reshape([B, 1, 1, L]); // padding keys get −1e9 before softmax
+  const rope = spec.encoder.positions === 'rope' ? ropeTables(L, D / spec.encoder.heads) : null;
+  let h = dropout(x, spec.dropout, opts) as tf.Tensor3D;
+  for (let l = 0; l < spec.encoder.layers; l++) {
+    const a = selfAttention(model, l, layerNorm(h, p(`encoder.${l}.ln1.gamma`), p(`encoder.${l}.ln1.beta`)) as tf.Tensor3D, keyBias, rope, opts);
+    h = h.add(dropout(a, spec.dropout, opts)) as tf.Tensor3D;
+    const f = feedForward(model, l, layerNorm(h, p(`encoder.${l}.ln2.gamma`), p(`encoder.${l}.ln2.beta`)) as tf.Tensor3D, opts);
+    h = h.add(dropout(f, spec.dropout, opts)) as tf.Tensor3D;
+  }
+  return layerNorm(h, p('encoder.ln.gamma'), p('encoder.ln.beta')) as tf.Tensor3D;
+}
+
+/**
+ * GlobalPointer: per type h, q_i and k_j from a dense layer, RoPE on both, logits[b, h, i, j] = q_i · k_j / √d.
+ * h [B, L, D] → [B, H, L, L] (unmasked).
+ */
+export function globalPointer(model: Model, h: tf.Tensor3D): tf.Tensor4D {
+  const [B, L] = h.shape;
+  const { numTypes: H, head } = model.spec;
+  const d = head.size;
+  const qk = dense(h, model.params.get('head.qk.kernel')!, model.params.get('head.qk.bias')!); // [B, L, H·2d]
+  let [q, k] = tf.split(qk.reshape([B, L, H, 2 * d]).transpose([0, 2, 1, 3]), 2, -1); // [B, H, L, d] each
+  if (head.rope) {
+    const { cos, sin } = ropeTables(L, d);
+    q = applyRope(q, cos, sin);
+    k = applyRope(k, cos, sin);
+  }
+  return tf.matMul(q, k, false, true).div(Math.sqrt(d)) as tf.Tensor4D; // [B, H, L, L]
+}
+
+/**
+ * Efficient GlobalPointer: one shared q·k/√d span score plus per-type start and end biases from a small dense
+ * layer over [q; k]: logits[b, h, i, j] = q_i·k_j/√d + (w_h,start · [q;k]_i + w_h,end · [q;k]_j) / 2.
+ */
+export function efficientGlobalPointer(model: Model, h: tf.Tensor3D): tf.Tensor4D {
+  const [B, L] = h.shape;
+  const { numTypes: H, head } = model.spec;
+  const d = head.size;
+  const qkRaw = dense(h, model.params.get('head.qk.kernel')!, model.params.get('head.qk.bias')!); // [B, L, 2d]
+  let [q, k] = tf.split(qkRaw, 2, -1); // [B, L, d] each
+  if (head.rope) {
+    const { cos, sin } = ropeTables(L, d);
+    q = applyRope(q, cos, sin);
+    k = applyRope(k, cos, sin);
+  }
+  const shared = tf.matMul(q, k, false, true).div(Math.sqrt(d)).expandDims(1); // [B, 1, L, L]
+  const bias = dense(qkRaw, model.params.get('head.bias.kernel')!, model.params.get('head.bias.bias')!).div(2); // [B, L, 2H]
+  const [startBias, endBias] = tf.split(bias.reshape([B, L, H, 2]).transpose([0, 2, 1, 3]), 2, -1); // [B, H, L, 1]
+  return shared.add(startBias).add(endBias.transpose([0, 1, 3, 2])) as tf.Tensor4D;
+}
+
+/** ids [B, L] int32, mask [B, L] 0/1 → masked span logits [B, H, L, L]. */
+export function forward(model: Model, ids: tf.Tensor2D, mask: tf.Tensor2D, opts: ForwardOptions): tf.Tensor4D {
+  return tf.tidy(() => {
+    let x = embed(model, ids);
+    if (opts.perturbation) x = x.add(opts.perturbation) as tf.Tensor3D;
+    return forwardFromEmbeddings(model, x, mask, opts);
+  });
+}
+
+/** The part of `forward` after the embedding, for regularisers that perturb the embeddings. */
+export function forwardFromEmbeddings(model: Model, x: tf.Tensor3D, mask: tf.Tensor2D, opts: ForwardOptions): tf.Tensor4D {
+  return tf.tidy(() => {
+    const h = encode(model, x, mask, opts);
+    const logits = model.spec.head.type === 'globalpointer' ? globalPointer(model, h) : efficientGlobalPointer(model, h);
+    return logits.add(spanMaskBias(mask)) as tf.Tensor4D;
+  });
+}

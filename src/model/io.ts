@@ -1,0 +1,121 @@
+/**
+ * The model directory: everything `gp eval` and `gp predict` need, and nothing else.
+ *
+ *   model.json            spec (shapes), labels, decoding threshold, format version
+ *   weights.safetensors   parameters by name
+ *   tokenizer.json        the Hugging Face tokenizer the model was trained with
+ *   config.yaml           the resolved training config, to reproduce the run
+ *
+ * Every file is written atomically, weights before model.json, so a directory is either the previous model or the
+ * new one, never a mix that loads.
+ */
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs';
+import { GpError } from '../errors.js';
+import { writeFileAtomic } from '../io.js';
+import { createModel, expectedShapes, type Model, type ModelSpec } from './globalpointer.js';
+import { readSafetensors, writeSafetensors, type NamedArray } from './safetensors.js';
+
+export const MODEL_FORMAT = 'gp-globalpointer';
+export const MODEL_FORMAT_VERSION = 1;
+
+export interface ModelManifest {
+  format: typeof MODEL_FORMAT;
+  version: number;
+  spec: ModelSpec;
+  labels: string[];
+  threshold: number;
+  /** Tokens shared by consecutive windows of a text longer than spec.maxLength. */
+  windowOverlap: number;
+}
+
+export const MODEL_FILES = {
+  manifest: 'model.json',
+  weights: 'weights.safetensors',
+  tokenizer: 'tokenizer.json',
+  config: 'config.yaml',
+} as const;
+
+export function snapshotParams(params: Map<string, tf.Variable>): Map<string, NamedArray> {
+  return new Map([...params].map(([name, v]) => [name, { shape: v.shape, data: v.dataSync() as Float32Array }]));
+}
+
+export function saveModel(
+  dir: string,
+  parts: { model: Model; labels: string[]; threshold: number; windowOverlap: number; tokenizerJson: string; configYaml: string },
+): void {
+  mkdirSync(dir, { recursive: true });
+  writeSafetensors(join(dir, MODEL_FILES.weights), snapshotParams(parts.model.params), { format: MODEL_FORMAT });
+  writeFileAtomic(join(dir, MODEL_FILES.tokenizer), parts.tokenizerJson);
+  writeFileAtomic(join(dir, MODEL_FILES.config), parts.configYaml);
+  const manifest: ModelManifest = {
+    format: MODEL_FORMAT,
+    version: MODEL_FORMAT_VERSION,
+    spec: parts.model.spec,
+    labels: parts.labels,
+    threshold: parts.threshold,
+    windowOverlap: parts.windowOverlap,
+  };
+  writeFileAtomic(join(dir, MODEL_FILES.manifest), JSON.stringify(manifest, null, 2) + '\n');
+}
+
+function readManifest(dir: string): ModelManifest {
+  const file = join(dir, MODEL_FILES.manifest);
+  if (!existsSync(file)) throw new GpError(`${dir}: not a gp model directory (no ${MODEL_FILES.manifest})`);
+  let manifest: ModelManifest;
+  try {
+    manifest = JSON.parse(readFileSync(file, 'utf8')) as ModelManifest;
+  } catch (err) {
+    throw new GpError(`${file}: corrupt model manifest: ${(err as Error).message}`);
+  }
+  if (manifest.format !== MODEL_FORMAT) throw new GpError(`${file}: format is ${JSON.stringify(manifest.format)}, expected ${MODEL_FORMAT}`);
+  if (manifest.version > MODEL_FORMAT_VERSION)
+    throw new GpError(`${file}: written by a newer gp (format version ${manifest.version}); upgrade gp to read it`);
+  if (!Array.isArray(manifest.labels) || manifest.labels.length !== manifest.spec?.numTypes)
+    throw new GpError(`${file}: labels do not match spec.numTypes`);
+  return manifest;
+}
+
+/** Copy saved arrays into a model's variables, insisting on the exact set of names and shapes. */
+export function assignWeights(model: Model, tensors: Map<string, NamedArray>, source: string): void {
+  const expected = expectedShapes(model.spec);
+  const missing = [...expected.keys()].filter((n) => !tensors.has(n));
+  const unexpected = [...tensors.keys()].filter((n) => !expected.has(n));
+  const wrong = [...expected]
+    .filter(([n, shape]) => tensors.has(n) && tensors.get(n)!.shape.join(',') !== shape.join(','))
+    .map(([n, shape]) => `${n} is [${tensors.get(n)!.shape}], expected [${shape}]`);
+  const problems = [
+    ...(missing.length ? [`missing: ${missing.join(', ')}`] : []),
+    ...(unexpected.length ? [`unexpected: ${unexpected.join(', ')}`] : []),
+    ...wrong,
+  ];
+  if (problems.length) throw new GpError(`${source}: weights do not fit the model:\n  ${problems.join('\n  ')}`);
+  for (const [name, variable] of model.params) {
+    const { shape, data } = tensors.get(name)!;
+    tf.tidy(() => variable.assign(tf.tensor(data, shape, 'float32')));
+  }
+}
+
+export interface LoadedModel {
+  model: Model;
+  manifest: ModelManifest;
+  tokenizerJson: unknown;
+  dir: string;
+}
+
+export function loadModel(dir: string): LoadedModel {
+  const manifest = readManifest(dir);
+  const tokenizerFile = join(dir, MODEL_FILES.tokenizer);
+  let tokenizerJson: unknown;
+  try {
+    tokenizerJson = JSON.parse(readFileSync(tokenizerFile, 'utf8'));
+  } catch (err) {
+    throw new GpError(`${tokenizerFile}: cannot load tokenizer: ${(err as Error).message}`);
+  }
+  const weightsFile = join(dir, MODEL_FILES.weights);
+  const { tensors } = readSafetensors(weightsFile);
+  const model = createModel(manifest.spec, 0);
+  assignWeights(model, tensors, weightsFile);
+  return { model, manifest, tokenizerJson, dir };
+}

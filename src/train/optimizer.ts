@@ -1,0 +1,74 @@
+/**
+ * AdamW (Loshchilov & Hutter): Adam moments with bias correction, and weight decay applied to the weights directly
+ * rather than through the gradient. LayerNorm gains and biases are not decayed. Written out here (rather than
+ * tf.train.adam) so that its state is plain named tensors that checkpoints can save and restore.
+ */
+import * as tf from '@tensorflow/tfjs';
+
+export interface AdamWOptions {
+  beta1: number;
+  beta2: number;
+  epsilon: number;
+  weightDecay: number;
+}
+
+export interface AdamWState {
+  step: number;
+  m: Map<string, tf.Variable>;
+  v: Map<string, tf.Variable>;
+}
+
+export function createAdamWState(params: Map<string, tf.Variable>): AdamWState {
+  const zeros = () => new Map([...params].map(([name, p]) => [name, tf.variable(tf.zerosLike(p), false)] as const));
+  return { step: 0, m: zeros(), v: zeros() };
+}
+
+export function disposeAdamWState(state: AdamWState): void {
+  for (const t of [...state.m.values(), ...state.v.values()]) t.dispose();
+}
+
+function decays(name: string): boolean {
+  return !(name.endsWith('.bias') || name.endsWith('.gamma') || name.endsWith('.beta'));
+}
+
+/** Global L2 norm of all gradients. */
+export function globalNorm(grads: tf.Tensor[]): tf.Scalar {
+  return tf.tidy(() => tf.sqrt(tf.addN(grads.map((g) => tf.sum(tf.square(g))))) as tf.Scalar);
+}
+
+/**
+ * One update. Gradients are scaled by min(1, clipNorm / ‖g‖) first when clipNorm > 0. Returns ‖g‖ before clipping.
+ */
+export function adamWStep(
+  params: Map<string, tf.Variable>,
+  grads: Map<string, tf.Tensor>,
+  state: AdamWState,
+  lr: number,
+  clipNorm: number,
+  opts: AdamWOptions,
+): number {
+  const { beta1, beta2, epsilon, weightDecay } = opts;
+  state.step += 1;
+  const t = state.step;
+  const norm = globalNorm([...grads.values()]);
+  const gradNorm = norm.dataSync()[0];
+  norm.dispose();
+  const scale = clipNorm > 0 && gradNorm > clipNorm ? clipNorm / gradNorm : 1;
+  const correction1 = 1 - Math.pow(beta1, t);
+  const correction2 = 1 - Math.pow(beta2, t);
+  tf.tidy(() => {
+    for (const [name, p] of params) {
+      const g0 = grads.get(name);
+      if (!g0) continue;
+      const g = scale === 1 ? g0 : g0.mul(scale);
+      const m = state.m.get(name)!;
+      const v = state.v.get(name)!;
+      m.assign(m.mul(beta1).add(g.mul(1 - beta1)));
+      v.assign(v.mul(beta2).add(g.square().mul(1 - beta2)));
+      const update = m.div(correction1).div(v.div(correction2).sqrt().add(epsilon));
+      const decayed = decays(name) && weightDecay > 0 ? p.mul(1 - lr * weightDecay) : p;
+      p.assign(decayed.sub(update.mul(lr)));
+    }
+  });
+  return gradNorm;
+}

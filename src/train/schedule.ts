@@ -1,0 +1,23 @@
+/**
+ * Values that move over training. The learning rate warms up linearly from 0 to its peak, then stays (constant),
+ * decays linearly to 0 (linear) or follows a half cosine to 0 (cosine).
+ */
+export interface LrSchedule {
+  type: 'constant' | 'linear' | 'cosine';
+  /** Steps, or a fraction of all steps when < 1. */
+  warmup: number;
+}
+
+/** A step count given either directly (≥ 1) or as a fraction of the total (< 1). */
+export function resolveSteps(value: number, totalSteps: number): number {
+  return value < 1 ? Math.round(value * totalSteps) : Math.round(value);
+}
+
+/** The learning rate at `step` (0-based) of `totalSteps`. */
+export function learningRateAt(step: number, totalSteps: number, peak: number, schedule: LrSchedule): number {
+  const warmup = resolveSteps(schedule.warmup, totalSteps);
+  if (step < warmup) return (peak * (step + 1)) / warmup;
+  if (schedule.type === 'constant') return peak;
+  const progress = Math.min(1, (step - warmup) / Math.max(1, totalSteps - warmup));
+  return schedule.type === 'linear' ? peak * (1 - progress) : peak * 0.5 * (1 + Math.cos(Math.PI * progress));
+}

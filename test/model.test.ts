@@ -1,0 +1,125 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import * as tf from '@tensorflow/tfjs';
+import {
+  MASK_BIAS,
+  applyRope,
+  createModel,
+  embeddingLookup,
+  forward,
+  ropeTables,
+  spanMaskBias,
+  type ModelSpec,
+} from '../src/model/globalpointer.js';
+import { multilabelCrossEntropy } from '../src/train/loss.js';
+
+await tf.setBackend('cpu');
+
+const spec = (over: Partial<ModelSpec> = {}): ModelSpec => ({
+  dim: 16,
+  dropout: 0.1,
+  encoder: { type: 'transformer', layers: 1, heads: 2, ffnMultiplier: 2, positions: 'rope', attentionDropout: 0.1 },
+  head: { type: 'globalpointer', size: 8, rope: true },
+  vocabSize: 20,
+  numTypes: 3,
+  maxLength: 16,
+  ...over,
+});
+
+test('multilabel CE matches a hand-computed example', () => {
+  // One sample, one type, L = 2. Valid cells (0,0)=1, (0,1)=−2 (gold), (1,1)=0.5; (1,0) is masked.
+  // neg: log(1 + e^1 + e^0.5) = log(5.367003) = 1.680262; pos: log(1 + e^{2}) = log(8.389056) = 2.126928.
+  const logits = tf.tensor4d([1, -2, MASK_BIAS, 0.5], [1, 1, 2, 2]);
+  const targets = tf.tensor4d([0, 1, 0, 0], [1, 1, 2, 2]);
+  const loss = multilabelCrossEntropy(logits, targets).dataSync()[0];
+  assert.ok(Math.abs(loss - (1.680262 + 2.126928)) < 1e-4, `loss ${loss}`);
+});
+
+test('multilabel CE averages over samples and types and stays finite with masks', () => {
+  // Type 0 has no gold cell: its positive term is log(1 + 0) = 0.
+  const logits = tf.tensor4d([0, 0, MASK_BIAS, 0, 3, MASK_BIAS, MASK_BIAS, MASK_BIAS], [1, 2, 2, 2]);
+  const targets = tf.tensor4d([0, 0, 0, 0, 1, 0, 0, 0], [1, 2, 2, 2]);
+  const loss = multilabelCrossEntropy(logits, targets).dataSync()[0];
+  // type 0: log(1+3) + 0; type 1: neg log(1) = 0, pos log(1 + e^{-3}).
+  const expected = (Math.log(4) + Math.log(1 + Math.exp(-3))) / 2;
+  assert.ok(Math.abs(loss - expected) < 1e-5, `loss ${loss} vs ${expected}`);
+  const grad = tf.grad((x: tf.Tensor) => multilabelCrossEntropy(x as tf.Tensor4D, targets))(logits).dataSync();
+  assert.ok(grad.every(Number.isFinite));
+  assert.equal(grad[2], 0, 'masked cell gets no gradient');
+});
+
+test('RoPE scores depend only on the relative position', () => {
+  const L = 12;
+  const d = 8;
+  const { cos, sin } = ropeTables(L, d);
+  const qv = tf.randomNormal([1, d], 0, 1, 'float32', 1);
+  const kv = tf.randomNormal([1, d], 0, 1, 'float32', 2);
+  const q = applyRope(qv.tile([L, 1]), cos, sin);
+  const k = applyRope(kv.tile([L, 1]), cos, sin);
+  const scores = tf.matMul(q, k, false, true).arraySync() as number[][]; // [L, L]
+  for (const [m, n, shift] of [[0, 3, 5], [2, 2, 7], [4, 1, 6], [0, 11, 0]]) {
+    assert.ok(Math.abs(scores[m][n] - scores[m + shift]?.[n + shift]) < 1e-4 || m + shift >= L || n + shift >= L);
+  }
+  assert.ok(Math.abs(scores[0][3] - scores[5][8]) < 1e-4);
+  assert.ok(Math.abs(scores[0][3] - scores[0][4]) > 1e-3, 'different offsets give different scores');
+  // Rotation preserves norms.
+  assert.ok(Math.abs(tf.norm(q.slice([7, 0], [1, d])).dataSync()[0] - tf.norm(qv).dataSync()[0]) < 1e-4);
+});
+
+test('span mask: padding rows and columns and j < i are masked', () => {
+  const bias = spanMaskBias(tf.tensor2d([[1, 1, 1, 0]])).arraySync() as number[][][][];
+  for (let i = 0; i < 4; i++)
+    for (let j = 0; j < 4; j++) {
+      const valid = i <= j && i < 3 && j < 3;
+      assert.equal(bias[0][0][i][j], valid ? 0 : Math.fround(MASK_BIAS), `cell ${i},${j}`);
+    }
+});
+
+for (const head of ['globalpointer', 'efficient'] as const) {
+  test(`${head} forward: shape [B, H, L, L] and masked cells ≤ MASK_BIAS/2`, () => {
+    const model = createModel(spec({ head: { type: head, size: 8, rope: true } }), 7);
+    const ids = tf.tensor2d([[1, 2, 3, 4], [5, 6, 0, 0]], [2, 4], 'int32');
+    const mask = tf.tensor2d([[1, 1, 1, 1], [1, 1, 0, 0]]);
+    const logits = forward(model, ids, mask, { training: false });
+    assert.deepEqual(logits.shape, [2, 3, 4, 4]);
+    const v = logits.arraySync() as number[][][][];
+    for (let b = 0; b < 2; b++)
+      for (let h = 0; h < 3; h++)
+        for (let i = 0; i < 4; i++)
+          for (let j = 0; j < 4; j++) {
+            const valid = i <= j && (b === 0 || j < 2);
+            assert.equal(v[b][h][i][j] < MASK_BIAS / 2, !valid, `b${b} h${h} ${i},${j} = ${v[b][h][i][j]}`);
+          }
+  });
+}
+
+test('padding does not change the logits of real tokens', () => {
+  const model = createModel(spec(), 3);
+  const short = forward(model, tf.tensor2d([[1, 2, 3]], [1, 3], 'int32'), tf.tensor2d([[1, 1, 1]]), { training: false });
+  const padded = forward(model, tf.tensor2d([[1, 2, 3, 0, 0]], [1, 5], 'int32'), tf.tensor2d([[1, 1, 1, 0, 0]]), { training: false });
+  const a = short.arraySync() as number[][][][];
+  const b = padded.arraySync() as number[][][][];
+  for (let i = 0; i < 3; i++) for (let j = i; j < 3; j++) assert.ok(Math.abs(a[0][1][i][j] - b[0][1][i][j]) < 1e-4);
+});
+
+test('embedding gradient through scatterND equals the gather gradient, repeated ids summed', () => {
+  const table = tf.randomNormal([6, 4], 0, 1, 'float32', 3) as tf.Tensor2D;
+  const ids = tf.tensor2d([[1, 3, 1], [5, 1, 0]], [2, 3], 'int32');
+  const w = tf.randomNormal([2, 3, 4], 0, 1, 'float32', 4);
+  const ours = tf.grad((t: tf.Tensor) => embeddingLookup(t as tf.Tensor2D, ids).mul(w).sum())(table);
+  const reference = tf.grad((t: tf.Tensor) => tf.gather(t, ids.flatten()).reshape([2, 3, 4]).mul(w).sum())(table);
+  const diff = tf.max(tf.abs(ours.sub(reference))).dataSync()[0];
+  assert.ok(diff < 1e-5, `max |Δ| ${diff}`);
+  assert.ok(tf.sum(tf.abs(ours.slice([1, 0], [1, 4]))).dataSync()[0] > 0);
+  assert.equal(tf.sum(tf.abs(ours.slice([2, 0], [1, 4]))).dataSync()[0], 0, 'unused id gets zero gradient');
+});
+
+test('forward leaks no tensors', () => {
+  const model = createModel(spec(), 5);
+  const ids = tf.tensor2d([[1, 2, 3, 4]], [1, 4], 'int32');
+  const mask = tf.ones([1, 4]) as tf.Tensor2D;
+  forward(model, ids, mask, { training: false }).dispose();
+  const before = tf.memory().numTensors;
+  for (let i = 0; i < 3; i++) forward(model, ids, mask, { training: false }).dispose();
+  assert.equal(tf.memory().numTensors, before);
+});
