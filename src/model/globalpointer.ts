@@ -152,14 +152,18 @@ export function applyRope(x: tf.Tensor, cos: tf.Tensor2D, sin: tf.Tensor2D): tf.
   return x.mul(cos).add(rotated.mul(sin));
 }
 
-/** Bias [B, 1, L, L]: 0 where i ≤ j and both tokens are real, MASK_BIAS elsewhere. mask [B, L] of 0/1. */
-export function spanMaskBias(mask: tf.Tensor2D): tf.Tensor4D {
+/** Valid cells [B, 1, L, L]: 1 where i ≤ j and both tokens are real, else 0. mask [B, L] of 0/1. */
+export function spanValidity(mask: tf.Tensor2D): tf.Tensor4D {
   return tf.tidy(() => {
     const [B, L] = mask.shape;
     const upper = tf.linalg.bandPart(tf.ones([L, L]), 0, -1); // [L, L], 1 where j ≥ i
-    const valid = mask.reshape([B, 1, L, 1]).mul(mask.reshape([B, 1, 1, L])).mul(upper); // [B, 1, L, L]
-    return valid.sub(1).mul(-MASK_BIAS) as tf.Tensor4D; // (valid − 1) · 1e12
+    return mask.reshape([B, 1, L, 1]).mul(mask.reshape([B, 1, 1, L])).mul(upper) as tf.Tensor4D;
   });
+}
+
+/** Bias [B, 1, L, L]: 0 on valid cells, MASK_BIAS elsewhere. */
+export function spanMaskBias(mask: tf.Tensor2D): tf.Tensor4D {
+  return tf.tidy(() => spanValidity(mask).sub(1).mul(-MASK_BIAS) as tf.Tensor4D); // (valid − 1) · 1e12
 }
 
 // ---------------------------------------------------------------------------------------------- the network
