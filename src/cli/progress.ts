@@ -20,19 +20,25 @@ export function consoleReporter(opts: { quiet: boolean; tty: boolean; write: (li
       if (opts.quiet || !opts.tty) return;
       bar = new cliProgress.SingleBar(
         {
-          format: `epoch ${epoch}/${total} [{bar}] {value}/{total} | loss {loss} | lr {lr} | {tps} tok/s | eta {eta_formatted}`,
+          format: `epoch ${epoch}/${total} [{bar}] {value}/{total} | loss {loss} | λ {lambda} reg {reg} | lr {lr} | {tps} tok/s | eta {eta_formatted}`,
           hideCursor: true,
           clearOnComplete: false,
         },
         cliProgress.Presets.shades_classic,
       );
-      bar.start(stepCount, 0, { loss: '-', lr: '-', tps: '-' });
+      bar.start(stepCount, 0, { loss: '-', lambda: '-', reg: '-', lr: '-', tps: '-' });
     },
     step(info: StepInfo) {
-      const payload = { loss: info.loss.toFixed(4), lr: info.lr.toExponential(2), tps: Math.round(info.tokensPerSecond) };
+      const payload = {
+        loss: info.loss.toFixed(4),
+        lambda: info.lambda.toPrecision(2),
+        reg: `${(100 * info.regShare).toFixed(0)}%`,
+        lr: info.lr.toExponential(2),
+        tps: Math.round(info.tokensPerSecond),
+      };
       if (bar) bar.update(info.stepInEpoch, payload);
       else if (!opts.tty && (info.stepInEpoch % Math.max(1, Math.ceil(steps / 10)) === 0 || info.stepInEpoch === steps))
-        line(`epoch ${info.epoch}/${epochs} step ${info.stepInEpoch}/${steps} loss ${payload.loss} lr ${payload.lr} ${payload.tps} tok/s`);
+        line(`epoch ${info.epoch}/${epochs} step ${info.stepInEpoch}/${steps} loss ${payload.loss} λ ${payload.lambda} reg ${payload.reg} lr ${payload.lr} ${payload.tps} tok/s`);
     },
     epochEnd(info: EpochInfo) {
       bar?.stop();

@@ -89,8 +89,36 @@ export const TrainingSchema = z.strictObject({
   threshold: z.number().default(0),
 });
 
+/**
+ * λ over training: 0 for `warmup`, then a ramp of `ramp` length from 0 to λ (linear, cosine, or a step at its end),
+ * then constant. Lengths are in `unit`s; a value < 1 is a fraction of the whole run.
+ */
+export const LambdaScheduleSchema = z.strictObject({
+  type: z.enum(['linear', 'cosine', 'step']).default('linear'),
+  warmup: z.number().nonnegative().default(0),
+  ramp: z.number().nonnegative().default(0),
+  unit: z.enum(['steps', 'epochs']).default('steps'),
+});
+
 export const RegularizerSchema = z.strictObject({
-  type: z.enum(['none']).default('none'),
+  type: z.enum(['none', 'rdrop', 'vat']).default('none'),
+  divergence: z.enum(['sigmoid-kl', 'softmax-kl']).default('sigmoid-kl'),
+  /** λ, the divergence's weight once warm-up and ramp are over. */
+  weight: z.number().nonnegative().default(1),
+  schedule: LambdaScheduleSchema.prefault({}),
+  /** τ in σ(s/τ) (and softmax(s/τ)). */
+  temperature: z.number().positive().default(1),
+  /** Per-label weights wᵢ of the divergence (labels left out weigh 1). */
+  typeWeights: z.record(z.string(), z.number().nonnegative()).optional(),
+  vat: z
+    .strictObject({
+      /** ‖r_adv‖ per sample, in embedding units. */
+      epsilon: z.number().positive().default(1),
+      /** Size of the probe r = ξ·d/‖d‖ of the power iteration. */
+      xi: z.number().positive().default(0.1),
+      iterations: positiveInt.default(1),
+    })
+    .prefault({}),
 });
 
 export const ConfigSchema = z.strictObject({
@@ -112,3 +140,5 @@ export type ModelConfig = Config['model'];
 export type TrainingConfig = Config['training'];
 export type DataConfig = Config['data'];
 export type ReaderConfig = z.infer<typeof ReaderSchema>;
+export type RegularizerConfig = Config['regularizer'];
+export type LambdaSchedule = RegularizerConfig['schedule'];

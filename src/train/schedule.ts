@@ -21,3 +21,21 @@ export function learningRateAt(step: number, totalSteps: number, peak: number, s
   const progress = Math.min(1, (step - warmup) / Math.max(1, totalSteps - warmup));
   return schedule.type === 'linear' ? peak * (1 - progress) : peak * 0.5 * (1 + Math.cos(Math.PI * progress));
 }
+
+/** λ at `step`: 0 during warm-up, then a ramp to `weight` (linear, half-cosine, or a step at the ramp's end). */
+export function lambdaAt(
+  step: number,
+  totalSteps: number,
+  stepsPerEpoch: number,
+  weight: number,
+  schedule: { type: 'linear' | 'cosine' | 'step'; warmup: number; ramp: number; unit: 'steps' | 'epochs' },
+): number {
+  const toSteps = (v: number) => (v < 1 ? Math.round(v * totalSteps) : Math.round(schedule.unit === 'epochs' ? v * stepsPerEpoch : v));
+  const warmup = toSteps(schedule.warmup);
+  const ramp = toSteps(schedule.ramp);
+  if (step < warmup) return 0;
+  if (ramp === 0 || step >= warmup + ramp) return weight;
+  const progress = (step - warmup) / ramp;
+  if (schedule.type === 'step') return 0;
+  return schedule.type === 'linear' ? weight * progress : weight * 0.5 * (1 - Math.cos(Math.PI * progress));
+}

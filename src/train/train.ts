@@ -17,9 +17,9 @@ import { createModel, disposeModel, forward, type Model, type ModelSpec } from '
 import { saveModel } from '../model/io.js';
 import { Rng } from '../rng.js';
 import type { Example } from '../types.js';
-import { multilabelCrossEntropy } from './loss.js';
 import { adamWStep, createAdamWState, disposeAdamWState } from './optimizer.js';
-import { learningRateAt } from './schedule.js';
+import { batchLoss, divergenceOptions, vatPerturbation, type LossParts } from './regularizer.js';
+import { lambdaAt, learningRateAt } from './schedule.js';
 
 /** What the loop tells whoever drives it (the CLI draws progress bars from this; tests stay silent). */
 export interface TrainReporter {
@@ -34,6 +34,9 @@ export interface StepInfo {
   step: number;
   stepInEpoch: number;
   loss: number;
+  /** The regulariser's weighted share of the loss, λ·D / total (0 without one). */
+  regShare: number;
+  lambda: number;
   lr: number;
   gradNorm: number;
   tokensPerSecond: number;
@@ -108,7 +111,8 @@ export async function train(config: Config, outDir: string, reporter: TrainRepor
   const paramCount = [...model.params.values()].reduce((n, v) => n + v.size, 0);
   reporter.log(`model: ${spec.encoder.layers}-layer transformer d${spec.dim}, ${spec.head.type} head, ${(paramCount / 1e6).toFixed(2)}M parameters`);
   const optimizer = createAdamWState(model.params);
-  const { training } = config;
+  const { training, regularizer: reg } = config;
+  const divOpts = divergenceOptions(reg, labels);
   const batchesPerEpoch = Math.ceil(windows.length / training.batchSize);
   const totalSteps = batchesPerEpoch * training.epochs;
 
@@ -128,22 +132,32 @@ export async function train(config: Config, outDir: string, reporter: TrainRepor
       let tokensSeen = 0;
       for (let b = 0; b < batches.length; b++) {
         const lr = learningRateAt(step, totalSteps, training.lr, training.schedule);
+        const lambda = reg.type === 'none' ? 0 : lambdaAt(step, totalSteps, batchesPerEpoch, reg.weight, reg.schedule);
         const input = batchTensors(batches[b], labels.length, tokenizer.padId, true);
+        let vatDirection: tf.Tensor3D | null = null;
+        if (reg.type === 'vat' && lambda > 0) {
+          const target = forward(model, input.ids, input.mask, { training: true, rng }); // [B, H, L, L], no tape
+          vatDirection = vatPerturbation(model, input, target, reg, divOpts, rng);
+          target.dispose();
+        }
+        let parts: LossParts | null = null;
         const { value, grads } = tf.variableGrads(() => {
-          const logits = forward(model, input.ids, input.mask, { training: true, rng }); // [B, H, L, L]
-          return multilabelCrossEntropy(logits, input.targets!);
+          parts = batchLoss(model, input, reg, lambda, divOpts, rng, vatDirection);
+          return parts.total;
         }, [...model.params.values()]);
         const byName = new Map([...model.params].map(([name, v]) => [name, grads[v.name]] as const));
         const gradNorm = adamWStep(model.params, byName, optimizer, lr, training.clipNorm, training);
         const loss = value.dataSync()[0];
-        value.dispose();
+        const { ce, divergence } = parts!;
+        const regShare = divergence ? (lambda * divergence.dataSync()[0]) / Math.max(loss, 1e-12) : 0;
+        tf.dispose([value, ce, ...(divergence ? [divergence] : []), ...(vatDirection ? [vatDirection] : [])]);
         tf.dispose(grads);
         disposeBatch(input);
         step += 1;
         lossSum += loss;
         tokensSeen += input.tokens;
         const seconds = (Date.now() - epochStart) / 1000;
-        reporter.step({ epoch, step, stepInEpoch: b + 1, loss, lr, gradNorm, tokensPerSecond: tokensSeen / Math.max(seconds, 1e-3) });
+        reporter.step({ epoch, step, stepInEpoch: b + 1, loss, regShare, lambda, lr, gradNorm, tokensPerSecond: tokensSeen / Math.max(seconds, 1e-3) });
       }
 
       const dev = devExamples.length

@@ -1,0 +1,68 @@
+/**
+ * The whole path on the shipped sample: train → save → load → eval → predict, through the library and the CLI.
+ * Sized to run in well under a minute on the portable backends (wasm / cpu), since CI may have nothing faster.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { validateConfig } from '../src/config/load.js';
+import { readCorpus, writeJsonl } from '../src/data/corpus.js';
+import { train } from '../src/train/train.js';
+import { loadModel } from '../src/model/io.js';
+import { TextTokenizer } from '../src/data/tokenizer.js';
+import { evaluateExamples, predictEntities } from '../src/eval/evaluate.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'gp-pipeline-'));
+const { examples } = readCorpus('data/sample.train.jsonl');
+// A small slice trained long enough to fit it: the test is that learning happens end to end, not generalisation.
+const slice = examples.filter((e) => e.text.length <= 40).slice(0, 24);
+const trainFile = join(dir, 'train.jsonl');
+writeJsonl(trainFile, slice);
+const outDir = join(dir, 'model');
+
+const config = validateConfig({
+  seed: 1,
+  data: { train: trainFile, dev: trainFile, maxLength: 48 },
+  model: { dim: 64, dropout: 0, encoder: { type: 'transformer', layers: 1, heads: 2, attentionDropout: 0 }, head: { size: 16 } },
+  training: { epochs: 40, batchSize: 4, lr: 3e-3, schedule: { type: 'constant', warmup: 0 } },
+});
+
+const summary = await train(config, outDir);
+
+test('training raises dev F1 clearly and keeps the best epoch', () => {
+  const f1s = summary.epochs.map((e) => e.dev!.scores.micro.f1);
+  assert.ok(f1s[0] <= 0.05, `first epoch F1 ${f1s[0]}`);
+  assert.ok(summary.bestDevF1! > 0.5, `best F1 ${summary.bestDevF1} (per epoch ${f1s.map((f) => f.toFixed(2))})`);
+  assert.equal(summary.bestDevF1, Math.max(...f1s));
+  assert.ok(summary.epochs[summary.epochs.length - 1].trainLoss < summary.epochs[0].trainLoss / 2);
+});
+
+test('the model directory holds everything and reloads to the same F1', () => {
+  for (const f of ['model.json', 'weights.safetensors', 'tokenizer.json', 'config.yaml', 'metrics.jsonl', 'metrics.json']) assert.ok(existsSync(join(outDir, f)), f);
+  const loaded = loadModel(outDir);
+  const tokenizer = TextTokenizer.fromJSON(loaded.tokenizerJson as object);
+  const opts = { maxLength: 48, overlap: 8, batchSize: 16, threshold: 0 };
+  const { scores } = evaluateExamples(loaded.model, tokenizer, loaded.manifest.labels, slice, opts);
+  assert.ok(Math.abs(scores.micro.f1 - summary.bestDevF1!) < 1e-6, `${scores.micro.f1} vs ${summary.bestDevF1}`);
+  // A text longer than a window: every entity's offsets still slice the input to its text.
+  const long = slice.map((e) => e.text).join('。').repeat(3);
+  const [entities] = predictEntities(loaded.model, tokenizer, loaded.manifest.labels, [long], opts);
+  assert.ok(entities.length > 0);
+  for (const e of entities) assert.equal(long.slice(e.start, e.end), e.text);
+});
+
+test('the CLI evaluates and predicts with the saved model', () => {
+  const cli = ['--import', 'tsx', 'src/cli/main.ts'];
+  const evalOut = JSON.parse(execFileSync('node', [...cli, 'eval', '--model', outDir, '--data', trainFile, '--json'], { encoding: 'utf8' }));
+  assert.ok(Math.abs(evalOut.micro.f1 - summary.bestDevF1!) < 1e-6);
+  const input = join(dir, 'input.txt');
+  writeFileSync(input, slice.slice(0, 5).map((e) => e.text).join('\n') + '\n\n');
+  const predFile = join(dir, 'pred.jsonl');
+  execFileSync('node', [...cli, 'predict', '--model', outDir, input, '--out', predFile], { encoding: 'utf8' });
+  const lines = readFileSync(predFile, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+  assert.equal(lines.length, 6, 'one output line per input line, the empty one included');
+  for (const line of lines) for (const e of line.entities) assert.equal(line.text.slice(e.start, e.end), e.text);
+});
