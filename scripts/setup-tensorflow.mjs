@@ -41,7 +41,7 @@ class SetupError extends Error {}
 const say = (line) => console.log(`setup:tensorflow: ${line}`);
 const since = (t0) => `${((Date.now() - t0) / 1000).toFixed(1)} s`;
 
-async function main() {
+function main() {
   const started = Date.now();
   let args;
   try {
@@ -344,4 +344,4 @@ function run(command, argv, { cwd = ROOT, env = process.env, hint } = {}) {
   throw new SetupError(`\`${shown} …\` failed (${why})${hint ? `; ${hint}` : ''}:\n${output}`);
 }
 
-await main();
+main();

@@ -1,15 +1,17 @@
 /**
- * Picks and loads the TensorFlow.js backend. The rest of gp imports ops from `@tensorflow/tfjs-core` only; this module
- * decides which engine runs them, and makes sure gradients and chained tensor methods exist whichever it is.
+ * Picks and loads the TensorFlow.js backend. The rest of gp imports ops from `@tensorflow/tfjs`; this module decides
+ * which engine runs them.
  * docs/backends.md explains the choices and the measurements behind them.
  */
 import { execFile } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import { createRequire, register } from 'node:module';
+import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
-import * as tf from '@tensorflow/tfjs-core';
+// The union package, not bare tfjs-core: its Node bundle is what registers the gradients and the chained tensor
+// methods (x.add(y)) that the model uses; tfjs-core alone registers neither (docs/backends.md).
+import * as tf from '@tensorflow/tfjs';
 import { ConfigError, GpError } from './errors.js';
 
 export type BackendName = 'auto' | 'tensorflow' | 'wasm' | 'cpu';
@@ -60,9 +62,10 @@ export function resolveRequest(requested: BackendName, envValue: string | undefi
 
 export async function initBackend(requested: BackendName, opts: BackendOptions = {}): Promise<BackendInfo> {
   const { choice, why } = resolveRequest(requested, process.env.GP_BACKEND);
+  // PROD silences tfjs's console banners (the cpu backend's "install the node backend" notice); gp says it itself.
+  tf.env().set('PROD', true);
   const threads = opts.threads && opts.threads > 0 ? opts.threads : undefined;
   const info = choice === 'auto' ? await loadAuto(threads) : await loadExplicit(choice, why, threads);
-  await ensureGradientsAndChainedOps();
   opts.log?.(`backend: ${info.name} (${info.reason})`);
   if (threads !== undefined && info.threads !== undefined && info.threads !== threads) {
     opts.log?.(`backend: ${info.name} runs ${info.threads} thread(s) here; threads=${threads} has no effect`);
@@ -167,31 +170,6 @@ function libtensorflowVersion(): string | undefined {
   if (typeof binding !== 'object' || binding === null || !('TF_Version' in binding)) return undefined;
   return typeof binding.TF_Version === 'string' ? binding.TF_Version : undefined;
 }
-
-// ------------------------------------------------------------------------------------- gradients and chained ops
-
-/**
- * tfjs-core's Node bundle registers no gradients and no chained tensor methods (`x.add(y)`); the @tensorflow/tfjs
- * union package does, and tfjs-node brings it along, so without this cpu and wasm runs would fail with "gradient
- * function not found". tfjs-core ships both registrations as ES modules whose relative imports omit `.js`, which
- * Node refuses; a resolve hook limited to that folder adds it. The engine, the registries and the Tensor class live
- * on globalThis, so what this second copy of tfjs-core registers reaches ours.
- */
-async function ensureGradientsAndChainedOps(): Promise<void> {
-  const needGradients = tf.getGradient('Sum') == null;
-  const needChained = typeof Reflect.get(tf.Tensor.prototype, 'sum') !== 'function';
-  if (!needGradients && !needChained) return;
-  register(`data:text/javascript,${encodeURIComponent(TFJS_CORE_RESOLVE_HOOK)}`);
-  if (needGradients) await import('@tensorflow/tfjs-core/dist/register_all_gradients.js');
-  if (needChained) await import('@tensorflow/tfjs-core/dist/public/chained_ops/register_all_chained_ops.js');
-}
-
-const TFJS_CORE_RESOLVE_HOOK = `
-export async function resolve(specifier, context, next) {
-  const inCore = context.parentURL && context.parentURL.includes('/@tensorflow/tfjs-core/dist/');
-  if (!inCore || !specifier.startsWith('.') || specifier.endsWith('.js')) return next(specifier, context);
-  try { return await next(specifier + '.js', context); } catch { return next(specifier + '/index.js', context); }
-}`;
 
 // ------------------------------------------------------------------------------------------------- inspection
 
