@@ -6,7 +6,7 @@
  * Exit codes: 0 ok, 1 usage or runtime error, 65 bad input data, 78 bad config, 70 internal error (a bug).
  */
 import { createReadStream, readFileSync } from 'node:fs';
-import { basename } from 'node:path';
+import { basename, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { Command, Option } from 'commander';
 import { backendReport, initBackend, type BackendName } from '../backend.js';
@@ -79,25 +79,34 @@ const program = new Command()
 program
   .command('train')
   .description('train a model from a YAML config; the best model by dev F1 is kept in --out')
-  .requiredOption('-c, --config <file>', 'YAML config (see configs/)')
+  .option('-c, --config <file>', 'YAML config (see configs/)')
   .option('--set <key=value>', 'override a config key, e.g. training.lr=3e-4 (repeatable)', collect, [])
   .option('-o, --out <dir>', 'model directory (default: runs/<config name>)')
+  .option('--resume <dir>', 'continue the interrupted run in <dir> from its last checkpoint (its saved config is used)')
   .addOption(new Option('--backend <name>', 'override the config backend').choices(BACKENDS))
   .option('-q, --quiet', 'no progress output')
   .option('--json', 'print a JSON summary on stdout at the end')
-  .action(async (opts: { config: string; set: string[]; out?: string; backend?: string; quiet?: boolean; json?: boolean }) => {
+  .action(async (opts: { config?: string; set: string[]; out?: string; resume?: string; backend?: string; quiet?: boolean; json?: boolean }) => {
+    if (Boolean(opts.config) === Boolean(opts.resume)) throw new GpError('give either --config FILE or --resume DIR');
     const overrides = opts.backend ? [...opts.set, `backend=${opts.backend}`] : opts.set;
-    const config = loadConfig(opts.config, overrides);
-    const outDir = opts.out ?? `runs/${basename(opts.config).replace(/\.ya?ml$/, '')}`;
+    const config = loadConfig(opts.resume ? join(opts.resume, 'train-config.yaml') : opts.config!, overrides);
+    const outDir = opts.resume ?? opts.out ?? `runs/${basename(opts.config!).replace(/\.ya?ml$/, '')}`;
     const reporter = consoleReporter({ quiet: Boolean(opts.quiet), tty: Boolean(process.stderr.isTTY), write: log });
-    const summary = await train(config, outDir, reporter);
-    const best = summary.epochs[summary.bestEpoch - 1];
-    if (best.dev && !opts.quiet) log(`\nbest epoch ${summary.bestEpoch} (dev):\n${formatScoresTable(best.dev.scores)}`);
-    log(`model saved to ${outDir} (${summary.seconds.toFixed(0)} s, backend ${summary.backend.name})`);
+    // The first Ctrl-C finishes the step and saves a checkpoint; a second one kills the process the usual way.
+    const abort = new AbortController();
+    const onSignal = (signal: NodeJS.Signals) => {
+      if (abort.signal.aborted) process.exit(130);
+      log(`\n${signal}: finishing the current step and saving a checkpoint (again to quit at once)`);
+      abort.abort();
+    };
+    process.on('SIGINT', onSignal).on('SIGTERM', onSignal);
+    const summary = await train(config, outDir, { reporter, resume: Boolean(opts.resume), signal: abort.signal });
+    if (summary.bestDev && !opts.quiet) log(`\nbest epoch ${summary.bestEpoch} (dev):\n${formatScoresTable(summary.bestDev)}`);
+    if (summary.interrupted) process.exitCode = 130;
+    else log(`model saved to ${outDir} (${summary.seconds.toFixed(0)} s, backend ${summary.backend.name})`);
     if (opts.json) {
-      process.stdout.write(
-        JSON.stringify({ outDir, backend: summary.backend.name, bestEpoch: summary.bestEpoch, bestDevF1: summary.bestDevF1, seconds: summary.seconds, dev: best.dev?.scores ?? null }) + '\n',
-      );
+      const { bestEpoch, bestDevF1, seconds, interrupted, stoppedEarly } = summary;
+      process.stdout.write(JSON.stringify({ outDir, backend: summary.backend.name, bestEpoch, bestDevF1, seconds, interrupted, stoppedEarly, dev: summary.bestDev }) + '\n');
     }
   });
 

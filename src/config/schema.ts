@@ -87,6 +87,12 @@ export const TrainingSchema = z.strictObject({
   clipNorm: z.number().nonnegative().default(1),
   /** Decoding threshold on span logits for dev evaluation and for the saved model's default. */
   threshold: z.number().default(0),
+  /** Save a resumable checkpoint every this many steps (and at every epoch end); 0: epoch ends only. */
+  checkpointEvery: z.number().int().nonnegative().default(500),
+  /** Stop after this many evaluations without a better dev F1; 0 never stops early. */
+  patience: z.number().int().nonnegative().default(0),
+  /** Steps with a NaN or infinite loss are skipped; this many in a row stop the run. */
+  maxBadSteps: positiveInt.default(5),
 });
 
 /**

@@ -37,7 +37,8 @@ export function globalNorm(grads: tf.Tensor[]): tf.Scalar {
 }
 
 /**
- * One update. Gradients are scaled by min(1, clipNorm / ‖g‖) first when clipNorm > 0. Returns ‖g‖ before clipping.
+ * One update. Gradients are scaled by min(1, clipNorm / ‖g‖) first when clipNorm > 0. Returns ‖g‖ before clipping;
+ * when it is not finite, nothing is updated.
  */
 export function adamWStep(
   params: Map<string, tf.Variable>,
@@ -48,11 +49,13 @@ export function adamWStep(
   opts: AdamWOptions,
 ): number {
   const { beta1, beta2, epsilon, weightDecay } = opts;
-  state.step += 1;
-  const t = state.step;
   const norm = globalNorm([...grads.values()]);
   const gradNorm = norm.dataSync()[0];
   norm.dispose();
+  // A non-finite gradient would poison the moments for good: leave everything as it was and let the caller count it.
+  if (!Number.isFinite(gradNorm)) return gradNorm;
+  state.step += 1;
+  const t = state.step;
   const scale = clipNorm > 0 && gradNorm > clipNorm ? clipNorm / gradNorm : 1;
   const correction1 = 1 - Math.pow(beta1, t);
   const correction2 = 1 - Math.pow(beta2, t);

@@ -2,7 +2,7 @@
  * The training loop, top to bottom: read the corpora, build or load the tokenizer, encode, create the model, then
  * for each epoch: length-bucketed batches → loss → AdamW step; evaluate on dev; keep the model with the best dev F1.
  */
-import { mkdirSync, readFileSync, appendFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend, type BackendInfo } from '../backend.js';
@@ -13,8 +13,11 @@ import { batchTensors, disposeBatch, encodeExamples, makeBatches, type EncodeSta
 import { TextTokenizer, buildTokenizer } from '../data/tokenizer.js';
 import { GpError } from '../errors.js';
 import { evaluateExamples, type EvalResult } from '../eval/evaluate.js';
+import type { Scores } from '../eval/metrics.js';
 import { createModel, disposeModel, forward, type Model, type ModelSpec } from '../model/globalpointer.js';
 import { saveModel } from '../model/io.js';
+import { writeFileAtomic } from '../io.js';
+import { hasCheckpoint, loadCheckpoint, saveCheckpoint, type LoopState } from './checkpoint.js';
 import { Rng } from '../rng.js';
 import type { Example } from '../types.js';
 import { adamWStep, createAdamWState, disposeAdamWState } from './optimizer.js';
@@ -51,11 +54,25 @@ export interface EpochInfo {
   best: boolean;
 }
 
+export interface TrainOptions {
+  reporter?: TrainReporter;
+  /** Continue from outDir's checkpoint instead of starting afresh. */
+  resume?: boolean;
+  /** When aborted (SIGINT, SIGTERM), the loop saves a checkpoint after the current step and returns. */
+  signal?: AbortSignal;
+}
+
 export interface TrainSummary {
   outDir: string;
+  /** True when the run stopped on the signal; `gp train --resume` continues it. */
+  interrupted: boolean;
+  /** Why the run ended before its last epoch, if it did. */
+  stoppedEarly: string | null;
   backend: BackendInfo;
   bestEpoch: number;
   bestDevF1: number | null;
+  /** Dev scores of the kept model (from this run or, after a resume, from its history). */
+  bestDev: Scores | null;
   epochs: EpochInfo[];
   seconds: number;
   trainStats: EncodeStats;
@@ -77,7 +94,8 @@ function describeStats(name: string, s: EncodeStats): string {
   return `${name}: ${s.windows} windows, ${s.tokens} tokens, ${s.entities} entities${lost ? ` (not representable: ${s.misaligned} misaligned, ${s.cut} cut by windows, ${s.unknownLabel} unknown label)` : ''}`;
 }
 
-export async function train(config: Config, outDir: string, reporter: TrainReporter = silentReporter): Promise<TrainSummary> {
+export async function train(config: Config, outDir: string, opts: TrainOptions = {}): Promise<TrainSummary> {
+  const reporter = opts.reporter ?? silentReporter;
   const started = Date.now();
   const backend = await initBackend(config.backend, { threads: config.threads || undefined, log: (l) => reporter.log(l) });
   const rng = new Rng(config.seed);
@@ -115,24 +133,46 @@ export async function train(config: Config, outDir: string, reporter: TrainRepor
   const divOpts = divergenceOptions(reg, labels);
   const batchesPerEpoch = Math.ceil(windows.length / training.batchSize);
   const totalSteps = batchesPerEpoch * training.epochs;
+  const configYaml = configToYaml(config);
+  const tokenizerJson = JSON.stringify(tokenizer.toJSON());
+  const evalOptions = { maxLength, overlap, batchSize: training.batchSize * 2, threshold: training.threshold };
 
   mkdirSync(outDir, { recursive: true });
-  const configYaml = configToYaml(config);
-  writeFileSync(join(outDir, 'metrics.jsonl'), '');
-  const epochs: EpochInfo[] = [];
-  let best: { epoch: number; f1: number } | null = null;
-  let step = 0;
+  let state: LoopState;
+  if (opts.resume) {
+    state = loadCheckpoint(outDir, model, optimizer);
+    reporter.log(`resuming at epoch ${state.epoch}, step ${state.step} (${state.batchesDone} batches into the epoch)`);
+  } else {
+    if (hasCheckpoint(outDir)) reporter.log(`warning: ${outDir} holds a checkpoint; starting afresh replaces it (use --resume to continue it)`);
+    state = {
+      step: 0, epoch: 1, batchesDone: 0, rngNow: rng.state, rngAtEpochStart: rng.state, lossSum: 0, tokensSeen: 0,
+      badSteps: 0, best: null, evalsWithoutImprovement: 0, history: [],
+    };
+  }
+  // The resolved config is there from the start, so an interrupted run can be resumed from the directory alone.
+  writeFileAtomic(join(outDir, 'train-config.yaml'), configYaml);
+  const writeMetrics = () => writeFileAtomic(join(outDir, 'metrics.jsonl'), state.history.map((h) => JSON.stringify(h) + '\n').join(''));
+  writeMetrics();
+  const checkpoint = () => {
+    state.rngNow = rng.state;
+    saveCheckpoint(outDir, model, optimizer, state);
+  };
 
+  const epochs: EpochInfo[] = [];
+  let interrupted = false;
+  let stoppedEarly: string | null = null;
   try {
-    for (let epoch = 1; epoch <= training.epochs; epoch++) {
+    while (state.epoch <= training.epochs && !stoppedEarly) {
+      const epoch = state.epoch;
       const epochStart = Date.now();
+      // The epoch's batch order comes from the RNG as it was when the epoch began, so a resumed epoch sees the same batches.
+      rng.state = state.rngAtEpochStart;
       const batches = makeBatches(windows, training.batchSize, rng);
+      if (state.batchesDone > 0) rng.state = state.rngNow;
       reporter.epochStart(epoch, training.epochs, batches.length);
-      let lossSum = 0;
-      let tokensSeen = 0;
-      for (let b = 0; b < batches.length; b++) {
-        const lr = learningRateAt(step, totalSteps, training.lr, training.schedule);
-        const lambda = reg.type === 'none' ? 0 : lambdaAt(step, totalSteps, batchesPerEpoch, reg.weight, reg.schedule);
+      for (let b = state.batchesDone; b < batches.length; b++) {
+        const lr = learningRateAt(state.step, totalSteps, training.lr, training.schedule);
+        const lambda = reg.type === 'none' ? 0 : lambdaAt(state.step, totalSteps, batchesPerEpoch, reg.weight, reg.schedule);
         const input = batchTensors(batches[b], labels.length, tokenizer.padId, true);
         let vatDirection: tf.Tensor3D | null = null;
         if (reg.type === 'vat' && lambda > 0) {
@@ -145,55 +185,96 @@ export async function train(config: Config, outDir: string, reporter: TrainRepor
           parts = batchLoss(model, input, reg, lambda, divOpts, rng, vatDirection);
           return parts.total;
         }, [...model.params.values()]);
-        const byName = new Map([...model.params].map(([name, v]) => [name, grads[v.name]] as const));
-        const gradNorm = adamWStep(model.params, byName, optimizer, lr, training.clipNorm, training);
         const loss = value.dataSync()[0];
+        const byName = new Map([...model.params].map(([name, v]) => [name, grads[v.name]] as const));
+        const gradNorm = Number.isFinite(loss) ? adamWStep(model.params, byName, optimizer, lr, training.clipNorm, training) : NaN;
         const { ce, divergence } = parts!;
         const regShare = divergence ? (lambda * divergence.dataSync()[0]) / Math.max(loss, 1e-12) : 0;
         tf.dispose([value, ce, ...(divergence ? [divergence] : []), ...(vatDirection ? [vatDirection] : [])]);
         tf.dispose(grads);
         disposeBatch(input);
-        step += 1;
-        lossSum += loss;
-        tokensSeen += input.tokens;
+        state.step += 1;
+        state.batchesDone = b + 1;
+        if (!Number.isFinite(gradNorm)) {
+          state.badSteps += 1;
+          reporter.log(`warning: step ${state.step}: loss ${loss}, gradient norm ${gradNorm}; step skipped (${state.badSteps} in a row)`);
+          if (state.badSteps >= training.maxBadSteps)
+            throw new GpError(`training diverged: ${state.badSteps} steps in a row with a non-finite loss or gradient, the last at step ${state.step} (epoch ${epoch}); try a lower training.lr or training.clipNorm`);
+        } else {
+          state.badSteps = 0;
+          state.lossSum += loss;
+        }
+        state.tokensSeen += input.tokens;
         const seconds = (Date.now() - epochStart) / 1000;
-        reporter.step({ epoch, step, stepInEpoch: b + 1, loss, regShare, lambda, lr, gradNorm, tokensPerSecond: tokensSeen / Math.max(seconds, 1e-3) });
+        reporter.step({ epoch, step: state.step, stepInEpoch: b + 1, loss, regShare, lambda, lr, gradNorm, tokensPerSecond: state.tokensSeen / Math.max(seconds, 1e-3) });
+        if (opts.signal?.aborted) {
+          interrupted = true;
+          break;
+        }
+        if (training.checkpointEvery > 0 && state.step % training.checkpointEvery === 0 && b + 1 < batches.length) checkpoint();
+      }
+      if (interrupted) {
+        checkpoint();
+        reporter.log(`interrupted at step ${state.step}: checkpoint saved; continue with gp train --resume ${outDir}`);
+        break;
       }
 
-      const dev = devExamples.length
-        ? evaluateExamples(model, tokenizer, labels, devExamples, { maxLength, overlap, batchSize: training.batchSize * 2, threshold: training.threshold })
-        : null;
+      const dev = devExamples.length ? evaluateExamples(model, tokenizer, labels, devExamples, evalOptions) : null;
       const f1 = dev ? dev.scores.micro.f1 : -epoch; // without dev, the last epoch is the one kept
-      const isBest = best === null || f1 > best.f1;
+      const isBest = state.best === null || f1 > state.best.f1;
       if (isBest) {
-        best = { epoch, f1 };
-        saveModel(outDir, { model, labels, threshold: training.threshold, windowOverlap: overlap, tokenizerJson: JSON.stringify(tokenizer.toJSON()), configYaml });
-      }
-      const info: EpochInfo = { epoch, step, trainLoss: lossSum / batches.length, seconds: (Date.now() - epochStart) / 1000, dev, best: isBest };
+        state.best = { epoch, step: state.step, f1 };
+        state.evalsWithoutImprovement = 0;
+        saveModel(outDir, { model, labels, threshold: training.threshold, windowOverlap: overlap, tokenizerJson, configYaml });
+      } else state.evalsWithoutImprovement += 1;
+      const info: EpochInfo = { epoch, step: state.step, trainLoss: state.lossSum / Math.max(1, batches.length), seconds: (Date.now() - epochStart) / 1000, dev, best: isBest };
       epochs.push(info);
-      appendFileSync(
-        join(outDir, 'metrics.jsonl'),
-        JSON.stringify({ epoch, step, trainLoss: info.trainLoss, lr: learningRateAt(step - 1, totalSteps, training.lr, training.schedule), seconds: info.seconds, dev: dev?.scores ?? null }) + '\n',
-      );
+      const row = {
+        epoch,
+        step: state.step,
+        trainLoss: info.trainLoss,
+        lr: learningRateAt(state.step - 1, totalSteps, training.lr, training.schedule),
+        lambda: reg.type === 'none' ? 0 : lambdaAt(state.step - 1, totalSteps, batchesPerEpoch, reg.weight, reg.schedule),
+        seconds: info.seconds,
+        dev: dev?.scores ?? null,
+      };
+      state.history.push(row);
+      writeMetrics();
       reporter.epochEnd(info);
+      if (training.patience > 0 && state.evalsWithoutImprovement >= training.patience)
+        stoppedEarly = `no better dev F1 in ${training.patience} evaluations (best ${state.best!.f1.toFixed(4)} at epoch ${state.best!.epoch})`;
+      // The next epoch starts from a fresh position; checkpoint that so a resume never repeats an evaluated epoch.
+      state.batchesDone = 0;
+      state.lossSum = 0;
+      state.tokensSeen = 0;
+      state.rngAtEpochStart = rng.state;
+      state.epoch += 1;
+      checkpoint();
     }
   } finally {
     disposeAdamWState(optimizer);
     disposeModel(model);
   }
+  if (stoppedEarly) reporter.log(`early stop: ${stoppedEarly}`);
 
+  const best = state.best;
+  const bestRow = best ? (state.history.find((h) => (h as { epoch: number }).epoch === best.epoch) as { dev: Scores | null } | undefined) : undefined;
   const summary: TrainSummary = {
     outDir,
+    interrupted,
+    stoppedEarly,
     backend,
-    bestEpoch: best!.epoch,
-    bestDevF1: devExamples.length ? best!.f1 : null,
+    bestEpoch: best?.epoch ?? 0,
+    bestDevF1: devExamples.length && best ? best.f1 : null,
+    bestDev: bestRow?.dev ?? null,
     epochs,
     seconds: (Date.now() - started) / 1000,
     trainStats: stats,
   };
-  writeFileSync(
-    join(outDir, 'metrics.json'),
-    JSON.stringify({ bestEpoch: summary.bestEpoch, bestDevF1: summary.bestDevF1, backend: backend.name, seconds: summary.seconds, dev: epochs[best!.epoch - 1].dev?.scores ?? null }, null, 2) + '\n',
-  );
+  if (!interrupted)
+    writeFileAtomic(
+      join(outDir, 'metrics.json'),
+      JSON.stringify({ bestEpoch: summary.bestEpoch, bestDevF1: summary.bestDevF1, backend: backend.name, seconds: summary.seconds, dev: bestRow?.dev ?? null }, null, 2) + '\n',
+    );
   return summary;
 }
