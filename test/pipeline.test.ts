@@ -41,7 +41,7 @@ test('training raises dev F1 clearly and keeps the best epoch', () => {
 });
 
 test('the model directory holds everything and reloads to the same F1', () => {
-  for (const f of ['model.json', 'weights.safetensors', 'tokenizer.json', 'config.yaml', 'metrics.jsonl', 'metrics.json']) assert.ok(existsSync(join(outDir, f)), f);
+  for (const f of ['model.json', 'weights.safetensors', 'tokenizer.json', 'config.yaml', 'train-config.yaml', 'metrics.jsonl', 'metrics.json', 'curves.svg']) assert.ok(existsSync(join(outDir, f)), f);
   const loaded = loadModel(outDir);
   const tokenizer = TextTokenizer.fromJSON(loaded.tokenizerJson as object);
   const opts = { maxLength: 48, overlap: 8, batchSize: 16, threshold: 0 };

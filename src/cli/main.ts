@@ -18,8 +18,10 @@ import { evaluateExamples, predictEntities } from '../eval/evaluate.js';
 import { formatScoresTable } from '../eval/metrics.js';
 import { disposeModel } from '../model/globalpointer.js';
 import { loadModel } from '../model/io.js';
-import { train } from '../train/train.js';
+import { train, type MetricsRow } from '../train/train.js';
+import { sparkline } from '../plot.js';
 import { consoleReporter } from './progress.js';
+import { registerDataCheck } from './data-check.js';
 import { writeFileAtomic } from '../io.js';
 
 const BACKENDS = ['auto', 'tensorflow', 'wasm', 'cpu'] as const;
@@ -71,6 +73,13 @@ async function readInputLines(file: string): Promise<Array<{ text: string; extra
   return lines;
 }
 
+function readMetrics(dir: string): MetricsRow[] {
+  return readFileSync(join(dir, 'metrics.jsonl'), 'utf8')
+    .split('\n')
+    .filter((l) => l.trim())
+    .map((l) => JSON.parse(l) as MetricsRow);
+}
+
 const program = new Command()
   .name('gp')
   .description('GlobalPointer named-entity recognition: train, evaluate, predict')
@@ -101,7 +110,12 @@ program
     };
     process.on('SIGINT', onSignal).on('SIGTERM', onSignal);
     const summary = await train(config, outDir, { reporter, resume: Boolean(opts.resume), signal: abort.signal });
-    if (summary.bestDev && !opts.quiet) log(`\nbest epoch ${summary.bestEpoch} (dev):\n${formatScoresTable(summary.bestDev)}`);
+    if (summary.bestDev && !opts.quiet) {
+      const f1s = readMetrics(outDir).flatMap((row) => (row.dev ? [row.dev.micro.f1] : []));
+      log(`\ndev F1 by epoch ${sparkline(f1s)} ${f1s.map((f) => f.toFixed(3)).join(' ')}`);
+      log(`best epoch ${summary.bestEpoch} (dev):\n${formatScoresTable(summary.bestDev)}`);
+      log(`curves: ${join(outDir, 'curves.svg')}, ${join(outDir, 'metrics.jsonl')}`);
+    }
     if (summary.interrupted) process.exitCode = 130;
     else log(`model saved to ${outDir} (${summary.seconds.toFixed(0)} s, backend ${summary.backend.name})`);
     if (opts.json) {
@@ -178,6 +192,8 @@ program
   .action(async () => {
     process.stdout.write(JSON.stringify(await backendReport(), null, 2) + '\n');
   });
+
+registerDataCheck(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   if (err instanceof GpError) {

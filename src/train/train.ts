@@ -17,6 +17,7 @@ import type { Scores } from '../eval/metrics.js';
 import { createModel, disposeModel, forward, type Model, type ModelSpec } from '../model/globalpointer.js';
 import { saveModel } from '../model/io.js';
 import { writeFileAtomic } from '../io.js';
+import { lineChartSvg, type Point } from '../plot.js';
 import { hasCheckpoint, loadCheckpoint, saveCheckpoint, type LoopState } from './checkpoint.js';
 import { Rng } from '../rng.js';
 import type { Example } from '../types.js';
@@ -92,6 +93,31 @@ function readSplit(file: string, config: Config, reporter: TrainReporter): { exa
 function describeStats(name: string, s: EncodeStats): string {
   const lost = s.misaligned + s.cut + s.unknownLabel;
   return `${name}: ${s.windows} windows, ${s.tokens} tokens, ${s.entities} entities${lost ? ` (not representable: ${s.misaligned} misaligned, ${s.cut} cut by windows, ${s.unknownLabel} unknown label)` : ''}`;
+}
+
+/** One line of metrics.jsonl. */
+export interface MetricsRow {
+  epoch: number;
+  step: number;
+  trainLoss: number;
+  lr: number;
+  lambda: number;
+  seconds: number;
+  dev: Scores | null;
+}
+
+/** Training curves: train loss, and dev F1 micro and per type, per epoch. */
+export function curvesSvg(history: MetricsRow[]): Promise<string> {
+  const points: Point[] = history.flatMap((row) => [
+    { x: row.epoch, y: row.trainLoss, series: 'train loss', panel: 'train loss' },
+    ...(row.dev
+      ? [
+          { x: row.epoch, y: row.dev.micro.f1, series: 'dev F1 (micro)', panel: 'dev F1 (micro)' },
+          ...Object.entries(row.dev.perType).map(([label, prf]) => ({ x: row.epoch, y: prf.f1, series: label, panel: 'dev F1 per type' })),
+        ]
+      : []),
+  ]);
+  return lineChartSvg(points, { title: 'training curves', x: 'epoch' });
 }
 
 export async function train(config: Config, outDir: string, opts: TrainOptions = {}): Promise<TrainSummary> {
@@ -229,7 +255,7 @@ export async function train(config: Config, outDir: string, opts: TrainOptions =
       } else state.evalsWithoutImprovement += 1;
       const info: EpochInfo = { epoch, step: state.step, trainLoss: state.lossSum / Math.max(1, batches.length), seconds: (Date.now() - epochStart) / 1000, dev, best: isBest };
       epochs.push(info);
-      const row = {
+      const row: MetricsRow = {
         epoch,
         step: state.step,
         trainLoss: info.trainLoss,
@@ -240,6 +266,7 @@ export async function train(config: Config, outDir: string, opts: TrainOptions =
       };
       state.history.push(row);
       writeMetrics();
+      writeFileAtomic(join(outDir, 'curves.svg'), await curvesSvg(state.history as MetricsRow[]));
       reporter.epochEnd(info);
       if (training.patience > 0 && state.evalsWithoutImprovement >= training.patience)
         stoppedEarly = `no better dev F1 in ${training.patience} evaluations (best ${state.best!.f1.toFixed(4)} at epoch ${state.best!.epoch})`;
