@@ -2,7 +2,6 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   decodeSpans,
-  mergeWindowEntities,
   mergeWindowEntitiesByCentre,
   tokenSpansToEntities,
   type TokenSpan,
@@ -221,26 +220,6 @@ const ent = (start: number, end: number, label: string, score: number, text = ''
   label,
   text,
   score,
-});
-
-describe('mergeWindowEntities', () => {
-  it('unions windows, merging identical (start, end, label) with the max score, sorted by position', () => {
-    const merged = mergeWindowEntities([
-      [ent(0, 3, 'PER', 1), ent(10, 14, 'LOC', 0.5)],
-      [ent(10, 14, 'LOC', 2), ent(10, 14, 'ORG', 0.7), ent(20, 25, 'PER', 1)],
-      [ent(10, 14, 'LOC', 1.5)],
-    ]);
-    assert.deepEqual(merged, [
-      ent(0, 3, 'PER', 1),
-      ent(10, 14, 'LOC', 2),
-      ent(10, 14, 'ORG', 0.7),
-      ent(20, 25, 'PER', 1),
-    ]);
-  });
-
-  it('returns nothing for no windows', () => {
-    assert.deepEqual(mergeWindowEntities([]), []);
-  });
 });
 
 describe('mergeWindowEntitiesByCentre', () => {

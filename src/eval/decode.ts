@@ -155,14 +155,6 @@ export function tokenSpansToEntities(
   return mergeIdentical(entities);
 }
 
-/**
- * Union of entities predicted in overlapping windows of one text (offsets already in the full text): entities
- * with the same (start, end, label) become one, keeping the highest score.
- */
-export function mergeWindowEntities(windows: Entity[][]): Entity[] {
-  return mergeIdentical(windows.flat());
-}
-
 /** One window's predictions: the window covers characters [start, end) of the full text. */
 export interface WindowPrediction {
   start: number;
@@ -171,9 +163,10 @@ export interface WindowPrediction {
 }
 
 /**
- * Like mergeWindowEntities, but each character range is judged only by the window that sees it with the most
- * context. Near a window's cut the model lacks context and may predict a truncated entity ("New" for
- * "New York" cut by the window end); the union keeps such fragments, this merge drops them.
+ * Merges the predictions of overlapping windows of one text (offsets already in the full text): each character
+ * range is judged only by the window that sees it with the most context. Near a window's cut the model lacks
+ * context and may predict a truncated entity ("New" for "New York" cut by the window end); a plain union would keep
+ * such fragments, this merge drops them.
  *
  * For an entity's range, every window containing it is a candidate; its margin is the distance from the range
  * to the nearer cut of the window. The start of the earliest window and the end of the latest are the text's
