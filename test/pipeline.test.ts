@@ -8,6 +8,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs';
 import { validateConfig } from '../src/config/load.js';
 import { readCorpus, writeJsonl } from '../src/data/corpus.js';
 import { train } from '../src/train/train.js';
@@ -30,7 +31,15 @@ const config = validateConfig({
   training: { epochs: 40, batchSize: 4, lr: 3e-3, schedule: { type: 'constant', warmup: 0 } },
 });
 
+// The backend is initialised inside train(); count tensors from a warm start so the count is the loop's alone.
+await train({ ...config, training: { ...config.training, epochs: 1 } }, join(dir, 'warm-up'));
+const tensorsBefore = tf.memory().numTensors;
 const summary = await train(config, outDir);
+const tensorsAfter = tf.memory().numTensors;
+
+test('training leaves no tensors behind (memory stays flat over epochs and runs)', () => {
+  assert.equal(tensorsAfter, tensorsBefore);
+});
 
 test('training raises dev F1 clearly and keeps the best epoch', () => {
   const f1s = summary.epochs.map((e) => e.dev!.scores.micro.f1);

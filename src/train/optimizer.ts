@@ -19,7 +19,8 @@ export interface AdamWState {
 }
 
 export function createAdamWState(params: Map<string, tf.Variable>): AdamWState {
-  const zeros = () => new Map([...params].map(([name, p]) => [name, tf.variable(tf.zerosLike(p), false)] as const));
+  // tidy frees each initial zeros tensor; the variable keeps the data.
+  const zeros = () => new Map([...params].map(([name, p]) => [name, tf.tidy(() => tf.variable(tf.zeros(p.shape), false))] as const));
   return { step: 0, m: zeros(), v: zeros() };
 }
 
@@ -28,7 +29,8 @@ export function disposeAdamWState(state: AdamWState): void {
 }
 
 function decays(name: string): boolean {
-  return !(name.endsWith('.bias') || name.endsWith('.gamma') || name.endsWith('.beta'));
+  // `LayerNorm.weight` is how Hugging Face checkpoints name a LayerNorm gain.
+  return !(name.endsWith('.bias') || name.endsWith('.gamma') || name.endsWith('.beta') || name.endsWith('LayerNorm.weight'));
 }
 
 /** Global L2 norm of all gradients. */
@@ -38,7 +40,8 @@ export function globalNorm(grads: tf.Tensor[]): tf.Scalar {
 
 /**
  * One update. Gradients are scaled by min(1, clipNorm / ‖g‖) first when clipNorm > 0. Returns ‖g‖ before clipping;
- * when it is not finite, nothing is updated.
+ * when it is not finite, nothing is updated. `lrScale(name)` multiplies `lr` (decay included) for one parameter,
+ * e.g. a pretrained encoder fine-tuned more gently than a fresh head.
  */
 export function adamWStep(
   params: Map<string, tf.Variable>,
@@ -47,6 +50,7 @@ export function adamWStep(
   lr: number,
   clipNorm: number,
   opts: AdamWOptions,
+  lrScale: (name: string) => number = () => 1,
 ): number {
   const { beta1, beta2, epsilon, weightDecay } = opts;
   const norm = globalNorm([...grads.values()]);
@@ -69,8 +73,9 @@ export function adamWStep(
       m.assign(m.mul(beta1).add(g.mul(1 - beta1)));
       v.assign(v.mul(beta2).add(g.square().mul(1 - beta2)));
       const update = m.div(correction1).div(v.div(correction2).sqrt().add(epsilon));
-      const decayed = decays(name) && weightDecay > 0 ? p.mul(1 - lr * weightDecay) : p;
-      p.assign(decayed.sub(update.mul(lr)));
+      const rate = lr * lrScale(name);
+      const decayed = decays(name) && weightDecay > 0 ? p.mul(1 - rate * weightDecay) : p;
+      p.assign(decayed.sub(update.mul(rate)));
     }
   });
   return gradNorm;
