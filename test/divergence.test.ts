@@ -28,7 +28,7 @@ test('sigmoid-kl equals the sum of per-cell binary symmetric KLs', () => {
 });
 
 test('D(s, s) = 0, D is symmetric and non-negative', () => {
-  const shape = [2, 3, 5, 5];
+  const shape: [number, number, number, number] = [2, 3, 5, 5];
   const v = spanValidity(tf.tensor2d([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]]));
   for (let seed = 0; seed < 5; seed++) {
     const a = tf.randomNormal(shape, 0, 3, 'float32', seed) as tf.Tensor4D;
