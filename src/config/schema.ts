@@ -50,11 +50,18 @@ export const TransformerSchema = z.strictObject({
   attentionDropout: rate.default(0.1),
 });
 
+/** A pretrained Hugging Face BERT-family checkpoint; its config.json fixes the sizes, so `dim` does not apply. */
+export const BertSchema = z.strictObject({
+  type: z.literal('bert'),
+  /** Directory with config.json, model.safetensors and tokenizer.json (or vocab.txt). */
+  path: z.string().min(1),
+});
+
 export const ModelSchema = z.strictObject({
-  /** Width of token embeddings and of the encoder. */
+  /** Width of token embeddings and of the encoder (ignored with a bert encoder). */
   dim: positiveInt.default(256),
   dropout: rate.default(0.1),
-  encoder: TransformerSchema.prefault({ type: 'transformer' }),
+  encoder: z.discriminatedUnion('type', [TransformerSchema, BertSchema]).prefault({ type: 'transformer' }),
   head: z
     .strictObject({
       type: z.enum(['globalpointer', 'efficient']).default('globalpointer'),
@@ -87,6 +94,8 @@ export const TrainingSchema = z.strictObject({
   clipNorm: z.number().nonnegative().default(1),
   /** Decoding threshold on span logits for dev evaluation and for the saved model's default. */
   threshold: z.number().default(0),
+  /** Peak learning rate of the encoder's parameters when it should differ from `lr` (which the head keeps). */
+  encoderLr: z.number().positive().optional(),
   /** Save a resumable checkpoint every this many steps (and at every epoch end); 0: epoch ends only. */
   checkpointEvery: z.number().int().nonnegative().default(500),
   /** Stop after this many evaluations without a better dev F1; 0 never stops early. */
@@ -143,6 +152,8 @@ export const ConfigSchema = z.strictObject({
 export type Config = z.infer<typeof ConfigSchema>;
 export type ConfigInput = z.input<typeof ConfigSchema>;
 export type ModelConfig = Config['model'];
+export type TransformerConfig = z.infer<typeof TransformerSchema>;
+export type BertEncoderConfig = z.infer<typeof BertSchema>;
 export type TrainingConfig = Config['training'];
 export type DataConfig = Config['data'];
 export type ReaderConfig = z.infer<typeof ReaderSchema>;

@@ -201,9 +201,9 @@ function bertTokenizerJson(vocab: readonly string[], lowercase: boolean): Tokeni
     version: '1.0',
     truncation: null,
     padding: null,
-    added_tokens: SPECIALS.map((content, id) => ({
-      id,
-      content,
+    // At their ids in `vocab`: a pretrained vocab.txt has them elsewhere than 0..4 ([UNK] = 100 in bert-base).
+    added_tokens: SPECIALS.filter((content) => vocab.includes(content)).map((content) => ({
+      ...specialToken(content),
       single_word: false,
       lstrip: false,
       rstrip: false,
@@ -314,4 +314,12 @@ export function buildTokenizer(texts: readonly string[], opts: BuildOptions): Te
   }
   const vocab = [...SPECIALS, ...chosen.map((c) => c.token)];
   return TextTokenizer.fromJSON(bertTokenizerJson(vocab, lowercase), 'built tokenizer');
+}
+
+/**
+ * The tokenizer of a BERT checkpoint that ships only vocab.txt: `vocabLines[id]` is the token with that id, and
+ * `lowercase` is tokenizer_config.json's do_lower_case (accents are stripped with it, as BertTokenizer does).
+ */
+export function tokenizerFromVocab(vocabLines: readonly string[], lowercase: boolean, source = 'vocab.txt'): TextTokenizer {
+  return TextTokenizer.fromJSON(bertTokenizerJson(vocabLines, lowercase), source);
 }

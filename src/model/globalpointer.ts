@@ -1,5 +1,6 @@
 /**
- * The whole model in one file: token embedding → pre-LN transformer → GlobalPointer span head.
+ * The model: token embedding → pre-LN transformer → GlobalPointer span head. A pretrained BERT
+ * encoder (src/model/bert.ts) can take the transformer's place.
  *
  *   ids [B, L] ─► embed [B, L, D] ─► N × (x + attn(LN x), x + ffn(LN x)) ─► LN ─► head ─► logits [B, H, L, L]
  *
@@ -11,11 +12,16 @@
  * because wasm has no UnsortedSegmentSum and the cpu backend's gather gradient is pathologically slow).
  */
 import * as tf from '@tensorflow/tfjs';
-import type { ModelConfig } from '../config/schema.js';
+import type { ModelConfig, TransformerConfig } from '../config/schema.js';
 import { Rng } from '../rng.js';
+import { bertEncode, bertParameterShapes, bertWordEmbeddings, type BertEncoderSpec } from './bert.js';
+
+/** A BERT encoder's spec holds config.json's sizes, so a saved model never needs its checkpoint again. */
+export type EncoderSpec = TransformerConfig | BertEncoderSpec;
 
 /** Everything needed to rebuild the model's shapes; saved in the model directory. */
-export interface ModelSpec extends ModelConfig {
+export interface ModelSpec extends Omit<ModelConfig, 'encoder'> {
+  encoder: EncoderSpec;
   vocabSize: number;
   numTypes: number;
   /** Longest sequence (for learned positions and windowing). */
@@ -34,9 +40,20 @@ export const MASK_BIAS = -1e12;
 
 function parameterShapes(spec: ModelSpec): Map<string, number[]> {
   const { dim: D, vocabSize: V, numTypes: H, encoder, head } = spec;
+  const shapes = encoder.type === 'bert' ? bertParameterShapes(encoder, D, V) : transformerShapes(encoder, D, V, spec.maxLength);
+  if (head.type === 'globalpointer') {
+    shapes.set('head.qk.kernel', [D, H * 2 * head.size]).set('head.qk.bias', [H * 2 * head.size]);
+  } else {
+    shapes.set('head.qk.kernel', [D, 2 * head.size]).set('head.qk.bias', [2 * head.size]);
+    shapes.set('head.bias.kernel', [2 * head.size, 2 * H]).set('head.bias.bias', [2 * H]);
+  }
+  return shapes;
+}
+
+function transformerShapes(encoder: TransformerConfig, D: number, V: number, maxLength: number): Map<string, number[]> {
   const F = Math.round(D * encoder.ffnMultiplier);
   const shapes = new Map<string, number[]>([['embeddings.word', [V, D]]]);
-  if (encoder.positions === 'learned') shapes.set('embeddings.position', [spec.maxLength, D]);
+  if (encoder.positions === 'learned') shapes.set('embeddings.position', [maxLength, D]);
   for (let l = 0; l < encoder.layers; l++) {
     const p = `encoder.${l}`;
     shapes.set(`${p}.ln1.gamma`, [D]).set(`${p}.ln1.beta`, [D]);
@@ -47,18 +64,17 @@ function parameterShapes(spec: ModelSpec): Map<string, number[]> {
     shapes.set(`${p}.ffn.out.kernel`, [F, D]).set(`${p}.ffn.out.bias`, [D]);
   }
   shapes.set('encoder.ln.gamma', [D]).set('encoder.ln.beta', [D]);
-  if (head.type === 'globalpointer') {
-    shapes.set('head.qk.kernel', [D, H * 2 * head.size]).set('head.qk.bias', [H * 2 * head.size]);
-  } else {
-    shapes.set('head.qk.kernel', [D, 2 * head.size]).set('head.qk.bias', [2 * head.size]);
-    shapes.set('head.bias.kernel', [2 * head.size, 2 * H]).set('head.bias.bias', [2 * H]);
-  }
   return shapes;
+}
+
+/** Which learning rate a parameter follows: the span head's, or the (possibly pretrained) encoder's. */
+export function parameterGroup(name: string): 'head' | 'encoder' {
+  return name.startsWith('head.') ? 'head' : 'encoder';
 }
 
 /** BERT's initialisation: N(0, 0.02) truncated for matrices, ones for LayerNorm gains, zeros for biases. */
 function initialValue(name: string, shape: number[], rng: Rng): tf.Tensor {
-  if (name.endsWith('.gamma')) return tf.ones(shape);
+  if (name.endsWith('.gamma') || name.endsWith('LayerNorm.weight')) return tf.ones(shape);
   if (name.endsWith('.beta') || name.endsWith('.bias')) return tf.zeros(shape);
   return tf.truncatedNormal(shape, 0, 0.02, 'float32', rng.seed());
 }
@@ -176,7 +192,7 @@ export interface ForwardOptions {
   perturbation?: tf.Tensor3D;
 }
 
-function dropout(x: tf.Tensor, rate: number, opts: ForwardOptions): tf.Tensor {
+export function dropout(x: tf.Tensor, rate: number, opts: ForwardOptions): tf.Tensor {
   if (!opts.training || rate === 0) return x;
   return tf.dropout(x, rate, undefined, opts.rng!.seed());
 }
@@ -216,6 +232,7 @@ function feedForward(model: Model, layer: number, x: tf.Tensor3D, opts: ForwardO
 
 /** Token embeddings [B, L, D] for ids [B, L]. */
 export function embed(model: Model, ids: tf.Tensor2D): tf.Tensor3D {
+  if (model.spec.encoder.type === 'bert') return bertWordEmbeddings(model, ids);
   const x = embeddingLookup(model.params.get('embeddings.word')! as tf.Tensor2D, ids);
   const positions = model.params.get('embeddings.position');
   if (!positions) return x;
@@ -223,9 +240,10 @@ export function embed(model: Model, ids: tf.Tensor2D): tf.Tensor3D {
   return x.add(positions.slice([0, 0], [L, -1])) as tf.Tensor3D;
 }
 
-/** Pre-LN transformer over embeddings x [B, L, D] with mask [B, L]; returns hidden states [B, L, D]. */
+/** Pre-LN transformer (or BERT) over embeddings x [B, L, D] with mask [B, L]; returns hidden states [B, L, D]. */
 export function encode(model: Model, x: tf.Tensor3D, mask: tf.Tensor2D, opts: ForwardOptions): tf.Tensor3D {
   const { spec, params } = model;
+  if (spec.encoder.type === 'bert') return bertEncode(model, spec.encoder, x, mask, opts);
   const [B, L, D] = x.shape;
   const p = (n: string) => params.get(n)!;
   const keyBias = mask.sub(1).mul(1e9).reshape([B, 1, 1, L]); // padding keys get −1e9 before softmax

@@ -63,18 +63,38 @@ export function saveModel(
 function readManifest(dir: string): ModelManifest {
   const file = join(dir, MODEL_FILES.manifest);
   if (!existsSync(file)) throw new GpError(`${dir}: not a gp model directory (no ${MODEL_FILES.manifest})`);
-  let manifest: ModelManifest;
+  let parsed: unknown;
   try {
-    manifest = JSON.parse(readFileSync(file, 'utf8')) as ModelManifest;
+    parsed = JSON.parse(readFileSync(file, 'utf8'));
   } catch (err) {
     throw new GpError(`${file}: corrupt model manifest: ${(err as Error).message}`);
   }
-  if (manifest.format !== MODEL_FORMAT) throw new GpError(`${file}: format is ${JSON.stringify(manifest.format)}, expected ${MODEL_FORMAT}`);
-  if (manifest.version > MODEL_FORMAT_VERSION)
-    throw new GpError(`${file}: written by a newer gp (format version ${manifest.version}); upgrade gp to read it`);
-  if (!Array.isArray(manifest.labels) || manifest.labels.length !== manifest.spec?.numTypes)
-    throw new GpError(`${file}: labels do not match spec.numTypes`);
-  return manifest;
+  const problem = manifestProblem(parsed);
+  if (problem) throw new GpError(`${file}: ${problem}`);
+  return parsed as ModelManifest;
+}
+
+/**
+ * What is wrong with a parsed model.json, checked as far as loading relies on it (the spec's details are left to
+ * createModel, which loadModel guards), or null.
+ */
+export function manifestProblem(value: unknown): string | null {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return 'corrupt model manifest: not a JSON object';
+  const m = value as Record<string, unknown>;
+  if (m.format !== MODEL_FORMAT) return `format is ${JSON.stringify(m.format)}, expected ${MODEL_FORMAT}`;
+  if (typeof m.version !== 'number') return 'corrupt model manifest: no format version';
+  if (m.version > MODEL_FORMAT_VERSION) return `written by a newer gp (format version ${m.version}); upgrade gp to read it`;
+  const spec = m.spec as Partial<Record<keyof ModelSpec, unknown>> | null | undefined;
+  if (typeof spec !== 'object' || spec === null) return 'corrupt model manifest: no spec';
+  for (const key of ['dim', 'vocabSize', 'numTypes', 'maxLength'] as const) {
+    const n = spec[key];
+    if (!Number.isInteger(n) || (n as number) < 1) return `corrupt model manifest: spec.${key} is ${JSON.stringify(n)}, expected a positive integer`;
+  }
+  if (!Array.isArray(m.labels) || !m.labels.every((l) => typeof l === 'string')) return 'corrupt model manifest: labels must be a list of strings';
+  if (m.labels.length !== spec.numTypes) return 'labels do not match spec.numTypes';
+  if (typeof m.threshold !== 'number') return 'corrupt model manifest: threshold must be a number';
+  if (!Number.isInteger(m.windowOverlap) || (m.windowOverlap as number) < 0) return 'corrupt model manifest: windowOverlap must be a non-negative integer';
+  return null;
 }
 
 /** Copy saved arrays into a model's variables, insisting on the exact set of names and shapes. */
@@ -97,6 +117,15 @@ export function assignWeights(model: Model, tensors: Map<string, NamedArray>, so
   }
 }
 
+/** A spec damaged past what manifestProblem checks makes createModel throw; that is the file's fault, not a bug. */
+function buildFromSpec(spec: ModelSpec, file: string): Model {
+  try {
+    return createModel(spec, 0);
+  } catch (err) {
+    throw new GpError(`${file}: spec does not describe a model this gp can build: ${(err as Error).message}`);
+  }
+}
+
 export interface LoadedModel {
   model: Model;
   manifest: ModelManifest;
@@ -115,7 +144,7 @@ export function loadModel(dir: string): LoadedModel {
   }
   const weightsFile = join(dir, MODEL_FILES.weights);
   const { tensors } = readSafetensors(weightsFile);
-  const model = createModel(manifest.spec, 0);
+  const model = buildFromSpec(manifest.spec, join(dir, MODEL_FILES.manifest));
   assignWeights(model, tensors, weightsFile);
   return { model, manifest, tokenizerJson, dir };
 }

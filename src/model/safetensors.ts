@@ -65,6 +65,26 @@ function f16ToF32(src: Uint8Array): Float32Array {
   return out;
 }
 
+interface TensorEntry {
+  dtype: string;
+  shape: number[];
+  data_offsets: [number, number];
+}
+
+const BYTES_PER_VALUE: Record<string, number | undefined> = { F32: 4, F16: 2, BF16: 2, I32: 4, I64: 8 };
+
+/** A header entry that would make the reader index outside the data or build a typed array of the wrong size. */
+function entryProblem(entry: unknown): string | null {
+  if (typeof entry !== 'object' || entry === null) return 'entry is not an object';
+  const { dtype, shape, data_offsets: offsets } = entry as Record<string, unknown>;
+  if (typeof dtype !== 'string') return 'no dtype';
+  if (!Array.isArray(shape) || !shape.every((d) => Number.isInteger(d) && d >= 0)) return `shape ${JSON.stringify(shape)} is not a list of sizes`;
+  if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every((o) => Number.isInteger(o) && o >= 0) || offsets[0] > offsets[1]) {
+    return `data_offsets ${JSON.stringify(offsets)} is not a [start, end] pair`;
+  }
+  return null;
+}
+
 /** Parse a safetensors file; F16 and BF16 are widened to float32, I64 narrowed to int32. */
 export function readSafetensors(file: string): { tensors: Map<string, NamedArray>; metadata: Record<string, string> } {
   let bytes: Buffer;
@@ -79,12 +99,13 @@ export function readSafetensors(file: string): { tensors: Map<string, NamedArray
   if (bytes.length < 8) fail('shorter than its 8-byte header length');
   const headerLength = Number(bytes.readBigUInt64LE(0));
   if (8 + headerLength > bytes.length) fail(`header length ${headerLength} runs past the end of the file (${bytes.length} bytes)`);
-  let header: Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] } | Record<string, string>>;
+  let header: unknown;
   try {
     header = JSON.parse(bytes.subarray(8, 8 + headerLength).toString('utf8'));
   } catch (err) {
     return fail(`header is not JSON (${(err as Error).message})`);
   }
+  if (typeof header !== 'object' || header === null || Array.isArray(header)) return fail('header is not a JSON object');
   const base = 8 + headerLength;
   const tensors = new Map<string, NamedArray>();
   let metadata: Record<string, string> = {};
@@ -93,12 +114,16 @@ export function readSafetensors(file: string): { tensors: Map<string, NamedArray
       metadata = entry as Record<string, string>;
       continue;
     }
-    const { dtype, shape, data_offsets } = entry as { dtype: string; shape: number[]; data_offsets: [number, number] };
+    const problem = entryProblem(entry);
+    if (problem) return fail(`tensor ${name}: ${problem}`);
+    const { dtype, shape, data_offsets } = entry as TensorEntry;
     const [start, end] = data_offsets;
-    if (base + end > bytes.length || start > end) fail(`tensor ${name} lies outside the file (truncated?)`);
+    if (base + end > bytes.length) fail(`tensor ${name} lies outside the file (truncated?)`);
+    const count = shape.reduce((a, b) => a * b, 1);
+    const width = BYTES_PER_VALUE[dtype];
+    if (width !== undefined && end - start !== count * width) fail(`tensor ${name} has ${end - start} bytes for shape [${shape}] of ${dtype}`);
     // Copy so the typed array is aligned and independent of the file buffer.
     const raw = new Uint8Array(bytes.subarray(base + start, base + end));
-    const count = shape.reduce((a, b) => a * b, 1);
     let data: Float32Array | Int32Array;
     if (dtype === 'F32') data = new Float32Array(raw.buffer);
     else if (dtype === 'F16') data = f16ToF32(raw);
@@ -106,7 +131,6 @@ export function readSafetensors(file: string): { tensors: Map<string, NamedArray
     else if (dtype === 'I32') data = new Int32Array(raw.buffer);
     else if (dtype === 'I64') data = Int32Array.from(new BigInt64Array(raw.buffer), (v) => Number(v));
     else return fail(`tensor ${name} has unsupported dtype ${dtype}`);
-    if (data.length !== count) fail(`tensor ${name} has ${data.length} values for shape [${shape}]`);
     tensors.set(name, { shape, data });
   }
   return { tensors, metadata };

@@ -14,7 +14,8 @@ import { TextTokenizer, buildTokenizer } from '../data/tokenizer.js';
 import { GpError } from '../errors.js';
 import { evaluateExamples, type EvalResult } from '../eval/evaluate.js';
 import type { Scores } from '../eval/metrics.js';
-import { createModel, disposeModel, forward, type Model, type ModelSpec } from '../model/globalpointer.js';
+import { createModel, disposeModel, forward, parameterGroup, type Model, type ModelSpec } from '../model/globalpointer.js';
+import { bertModelSpec, loadBertWeights, openBertCheckpoint } from '../model/bert.js';
 import { saveModel } from '../model/io.js';
 import { writeFileAtomic } from '../io.js';
 import { lineChartSvg, type Point } from '../plot.js';
@@ -136,24 +137,33 @@ export async function train(config: Config, outDir: string, opts: TrainOptions =
   if (devOnly.length) reporter.log(`warning: dev labels never seen in train (they count as misses): ${devOnly.join(', ')}`);
   reporter.log(`labels (${labels.length}): ${labels.join(', ')}`);
 
-  // Tokenizer.
-  const tokenizer = config.tokenizer.path
-    ? TextTokenizer.fromJSON(JSON.parse(readFileSync(config.tokenizer.path, 'utf8')))
-    : buildTokenizer(
-        trainExamples.map((e) => e.text),
-        { mode: config.tokenizer.mode, minFreq: config.tokenizer.minFreq, maxVocab: config.tokenizer.maxVocab, lowercase: config.tokenizer.lowercase },
-      );
-  reporter.log(`tokenizer: ${tokenizer.vocabSize} entries (${config.tokenizer.path ?? `built, ${config.tokenizer.mode} mode`})`);
+  // Tokenizer: a pretrained encoder brings its own, the one its embedding table was trained with.
+  const { encoder } = config.model;
+  const pretrained = encoder.type === 'bert' ? openBertCheckpoint(encoder.path) : null;
+  const tokenizer = pretrained
+    ? pretrained.tokenizer
+    : config.tokenizer.path
+      ? TextTokenizer.fromJSON(JSON.parse(readFileSync(config.tokenizer.path, 'utf8')))
+      : buildTokenizer(
+          trainExamples.map((e) => e.text),
+          { mode: config.tokenizer.mode, minFreq: config.tokenizer.minFreq, maxVocab: config.tokenizer.maxVocab, lowercase: config.tokenizer.lowercase },
+        );
+  reporter.log(`tokenizer: ${tokenizer.vocabSize} entries (${pretrained ? `from ${pretrained.dir}` : config.tokenizer.path ?? `built, ${config.tokenizer.mode} mode`})`);
 
-  const { maxLength, windowOverlap: overlap } = config.data;
+  const overlap = config.data.windowOverlap;
+  const maxLength = Math.min(config.data.maxLength, pretrained?.maxLength ?? Infinity);
   const { windows, stats } = encodeExamples(trainExamples, tokenizer, labels, { maxLength, overlap });
   reporter.log(describeStats('train', stats));
 
   // Model and optimizer.
-  const spec: ModelSpec = { ...config.model, vocabSize: tokenizer.vocabSize, numTypes: labels.length, maxLength };
+  const spec: ModelSpec =
+    encoder.type === 'transformer'
+      ? { ...config.model, encoder, vocabSize: tokenizer.vocabSize, numTypes: labels.length, maxLength }
+      : bertModelSpec(pretrained!, config.model, labels.length, maxLength);
   const model = createModel(spec, rng.seed());
+  if (pretrained && !opts.resume) loadBertWeights(model, pretrained.dir);
   const paramCount = [...model.params.values()].reduce((n, v) => n + v.size, 0);
-  reporter.log(`model: ${spec.encoder.layers}-layer transformer d${spec.dim}, ${spec.head.type} head, ${(paramCount / 1e6).toFixed(2)}M parameters`);
+  reporter.log(`model: ${spec.encoder.layers}-layer ${spec.encoder.type} d${spec.dim}${pretrained ? ` from ${pretrained.dir}` : ''}, ${spec.head.type} head, ${(paramCount / 1e6).toFixed(2)}M parameters`);
   const optimizer = createAdamWState(model.params);
   const { training, regularizer: reg } = config;
   const divOpts = divergenceOptions(reg, labels);
@@ -162,6 +172,8 @@ export async function train(config: Config, outDir: string, opts: TrainOptions =
   const configYaml = configToYaml(config);
   const tokenizerJson = JSON.stringify(tokenizer.toJSON());
   const evalOptions = { maxLength, overlap, batchSize: training.batchSize * 2, threshold: training.threshold };
+  const { encoderLr } = training;
+  const lrScale = (name: string) => (encoderLr !== undefined && parameterGroup(name) === 'encoder' ? encoderLr / training.lr : 1);
 
   mkdirSync(outDir, { recursive: true });
   let state: LoopState;
@@ -213,7 +225,7 @@ export async function train(config: Config, outDir: string, opts: TrainOptions =
         }, [...model.params.values()]);
         const loss = value.dataSync()[0];
         const byName = new Map([...model.params].map(([name, v]) => [name, grads[v.name]] as const));
-        const gradNorm = Number.isFinite(loss) ? adamWStep(model.params, byName, optimizer, lr, training.clipNorm, training) : NaN;
+        const gradNorm = Number.isFinite(loss) ? adamWStep(model.params, byName, optimizer, lr, training.clipNorm, training, lrScale) : NaN;
         const { ce, divergence } = parts!;
         const regShare = divergence ? (lambda * divergence.dataSync()[0]) / Math.max(loss, 1e-12) : 0;
         tf.dispose([value, ce, ...(divergence ? [divergence] : []), ...(vatDirection ? [vatDirection] : [])]);
