@@ -3,11 +3,11 @@
  * The `gp` command. Each subcommand parses its options, calls the library, and prints; errors a user can act on
  * (GpError) print one message and exit non-zero without a stack trace.
  *
- * Exit codes: 0 ok, 1 usage or runtime error, 65 bad input data, 78 bad config, 70 internal error (a bug).
+ * Exit codes (docs/cli.md): 0 ok, 1 usage or runtime error, 65 bad input data, 66 an input cannot be read,
+ * 73 an output cannot be written, 78 bad config, 70 internal error (a bug).
  */
-import { createReadStream, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { Command, Option } from 'commander';
 import { backendReport, initBackend, type BackendName } from '../backend.js';
 import { loadConfig } from '../config/load.js';
@@ -22,6 +22,7 @@ import { train, type MetricsRow } from '../train/train.js';
 import { sparkline } from '../plot.js';
 import { consoleReporter } from './progress.js';
 import { registerDataCheck } from './data-check.js';
+import { readInputFile, type InputLine } from './input.js';
 import { writeFileAtomic } from '../io.js';
 
 const BACKENDS = ['auto', 'tensorflow', 'wasm', 'cpu'] as const;
@@ -41,36 +42,8 @@ function number(value: string): number {
 async function loadForInference(dir: string, backend: BackendName, quiet: boolean) {
   await initBackend(backend, { log: quiet ? () => {} : log });
   const loaded = loadModel(dir);
-  const tokenizer = TextTokenizer.fromJSON(loaded.tokenizerJson as object);
+  const tokenizer = TextTokenizer.fromJSON(loaded.tokenizerJson as object, join(dir, 'tokenizer.json'));
   return { ...loaded, tokenizer };
-}
-
-/** One text per input line; a JSON line with a "text" field is read as that text (its other fields are kept). */
-async function readInputLines(file: string): Promise<Array<{ text: string; extra: Record<string, unknown> }>> {
-  const stream = file === '-' ? process.stdin : createReadStream(file, { encoding: 'utf8' });
-  const lines: Array<{ text: string; extra: Record<string, unknown> }> = [];
-  let n = 0;
-  for await (const raw of createInterface({ input: stream, crlfDelay: Infinity })) {
-    n += 1;
-    const line = (n === 1 ? raw.replace(/^\uFEFF/, '') : raw).replace(/\r$/, '');
-    if (line.startsWith('{')) {
-      let parsed: unknown;
-      try {
-        parsed = JSON.parse(line);
-      } catch {
-        parsed = null;
-      }
-      if (parsed && typeof parsed === 'object' && typeof (parsed as { text?: unknown }).text === 'string') {
-        const { text, ...extra } = parsed as { text: string } & Record<string, unknown>;
-        delete extra.entities;
-        delete extra.label;
-        lines.push({ text, extra });
-        continue;
-      }
-    }
-    lines.push({ text: line, extra: {} });
-  }
-  return lines;
 }
 
 function readMetrics(dir: string): MetricsRow[] {
@@ -139,7 +112,8 @@ program
   .option('--json', 'print scores as JSON on stdout')
   .action(async (opts: { model: string; data: string; format: 'auto'; scheme: 'auto'; stripTokenDigit?: boolean; threshold?: number; flat?: boolean; batchSize: number; backend: BackendName; json?: boolean }) => {
     const { model, manifest, tokenizer } = await loadForInference(opts.model, opts.backend, Boolean(opts.json));
-    const { examples } = readCorpus(opts.data, { format: opts.format, scheme: opts.scheme, stripTokenDigit: Boolean(opts.stripTokenDigit) });
+    const { examples, report } = readCorpus(opts.data, { format: opts.format, scheme: opts.scheme, stripTokenDigit: Boolean(opts.stripTokenDigit) });
+    for (const warning of report.warnings) log(`warning: ${warning}`);
     const unknown = [...new Set(examples.flatMap((e) => e.spans.map((s) => s.label)))].filter((l) => !manifest.labels.includes(l));
     if (unknown.length) log(`warning: ${opts.data}: labels the model does not know (counted as misses): ${unknown.join(', ')}`);
     const { scores } = evaluateExamples(model, tokenizer, manifest.labels, examples, {
@@ -158,17 +132,19 @@ program
   .command('predict')
   .description('entities with character offsets (UTF-16, end exclusive) for each line of text files; "-" reads stdin')
   .requiredOption('-m, --model <dir>', 'model directory written by gp train')
-  .argument('<files...>', 'text files, one text per line (a JSON line with a "text" field also works)')
+  .argument('<files...>', 'text files, one text per line, or JSON lines with a "text" field (when the first line starts with {")')
   .option('-o, --out <file>', 'write JSONL here instead of stdout (atomically)')
   .option('--threshold <t>', "logit threshold (default: the model's)", number)
   .option('--flat', 'non-overlapping decoding')
   .option('--batch-size <n>', 'windows per forward pass', number, 64)
   .addOption(backendOption())
   .action(async (files: string[], opts: { model: string; out?: string; threshold?: number; flat?: boolean; batchSize: number; backend: BackendName }) => {
+    // All inputs are read first: a bad line fails the command before any time goes into predicting.
+    const inputFiles: InputLine[][] = [];
+    for (const file of files) inputFiles.push(await readInputFile(file));
     const { model, manifest, tokenizer } = await loadForInference(opts.model, opts.backend, false);
     const out: string[] = [];
-    for (const file of files) {
-      const inputs = await readInputLines(file);
+    for (const inputs of inputFiles) {
       const entities = predictEntities(model, tokenizer, manifest.labels, inputs.map((i) => i.text), {
         maxLength: manifest.spec.maxLength,
         overlap: manifest.windowOverlap,
@@ -181,7 +157,11 @@ program
     disposeModel(model);
     const body = out.length ? out.join('\n') + '\n' : '';
     if (opts.out) {
-      writeFileAtomic(opts.out, body);
+      try {
+        writeFileAtomic(opts.out, body);
+      } catch (error) {
+        throw new GpError(`cannot write ${opts.out}: ${(error as Error).message}`, 73);
+      }
       log(`${out.length} lines written to ${opts.out}`);
     } else process.stdout.write(body);
   });

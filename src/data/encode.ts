@@ -42,10 +42,13 @@ export interface EncodeStats {
   examples: Array<{ index: number; reason: string; label: string; text: string }>;
 }
 
-/** Content-token ranges [start, end) of the windows covering n tokens. */
+/**
+ * Content-token ranges [start, end) of the windows covering n tokens. The overlap is capped at half a window, so
+ * consecutive windows always advance by at least half a window whatever maxLength and overlap a config pairs.
+ */
 export function windowRanges(n: number, capacity: number, overlap: number): Array<[number, number]> {
   if (n <= capacity) return [[0, n]];
-  const stride = Math.max(1, capacity - Math.min(overlap, capacity - 1));
+  const stride = capacity - Math.min(overlap, Math.floor(capacity / 2));
   const ranges: Array<[number, number]> = [];
   for (let start = 0; ; start += stride) {
     const end = Math.min(n, start + capacity);

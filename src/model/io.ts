@@ -60,7 +60,8 @@ export function saveModel(
   writeFileAtomic(join(dir, MODEL_FILES.manifest), JSON.stringify(manifest, null, 2) + '\n');
 }
 
-function readManifest(dir: string): ModelManifest {
+/** The checked model.json of a model directory. */
+export function readManifest(dir: string): ModelManifest {
   const file = join(dir, MODEL_FILES.manifest);
   if (!existsSync(file)) throw new GpError(`${dir}: not a gp model directory (no ${MODEL_FILES.manifest})`);
   let parsed: unknown;

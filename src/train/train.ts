@@ -258,7 +258,7 @@ export async function train(config: Config, outDir: string, opts: TrainOptions =
       }
 
       const dev = devExamples.length ? evaluateExamples(model, tokenizer, labels, devExamples, evalOptions) : null;
-      const f1 = dev ? dev.scores.micro.f1 : -epoch; // without dev, the last epoch is the one kept
+      const f1 = dev ? dev.scores.micro.f1 : epoch; // without dev, the last epoch is the one kept
       const isBest = state.best === null || f1 > state.best.f1;
       if (isBest) {
         state.best = { epoch, step: state.step, f1 };
