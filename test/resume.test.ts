@@ -82,3 +82,21 @@ test('a run killed with SIGKILL resumes from its last checkpoint to the same met
   assert.equal(code, 0);
   assertSameRun(out);
 });
+
+test('SIGINT mid-epoch saves a checkpoint, exits 130, and the run resumes to the same metrics', async () => {
+  const out = join(dir, 'sigint');
+  const cli = ['--import', 'tsx', 'src/cli/main.ts', 'train', '--quiet'];
+  const child = spawn('node', [...cli, '--config', configFile, '--out', out], { stdio: 'ignore' });
+  const state = join(out, 'checkpoint', 'state.json');
+  for (let i = 0; i < 600; i++) {
+    if (existsSync(state) && JSON.parse(readFileSync(state, 'utf8')).step >= 8) break;
+    await sleep(100);
+  }
+  child.kill('SIGINT');
+  const code = await new Promise((resolve) => child.on('exit', resolve));
+  assert.equal(code, 130);
+  assert.ok(metrics(out).length < expected.length, 'interrupted before the end');
+  const resumed = spawn('node', [...cli, '--resume', out], { stdio: 'inherit' });
+  assert.equal(await new Promise((resolve) => resumed.on('exit', resolve)), 0);
+  assertSameRun(out);
+});

@@ -245,6 +245,8 @@ export async function train(config: Config, outDir: string, opts: TrainOptions =
         state.tokensSeen += input.tokens;
         const seconds = (Date.now() - epochStart) / 1000;
         reporter.step({ epoch, step: state.step, stepInEpoch: b + 1, loss, regShare, lambda, lr, gradNorm, tokensPerSecond: state.tokensSeen / Math.max(seconds, 1e-3) });
+        // Let pending events run (a SIGINT handler sets the abort signal); without this the loop never yields mid-epoch.
+        await new Promise((resolve) => setImmediate(resolve));
         if (opts.signal?.aborted) {
           interrupted = true;
           break;
