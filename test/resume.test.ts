@@ -62,41 +62,39 @@ test('a run stopped by a signal mid-epoch resumes to the same metrics', async ()
   assertSameRun(out);
 });
 
-test('a run killed with SIGKILL resumes from its last checkpoint to the same metrics, and its model stays loadable', async () => {
-  const out = join(dir, 'killed');
-  const cli = ['--import', 'tsx', 'src/cli/main.ts', 'train', '--quiet'];
+const cli = ['--import', 'tsx', 'src/cli/main.ts', 'train', '--quiet'];
+
+/** Start `gp train` in a child, send `signal` once it is into its second epoch (a model is saved and a mid-epoch
+ * checkpoint exists), and return its exit code or signal. */
+async function interruptedCliRun(out: string, signal: NodeJS.Signals): Promise<number | string | null> {
   const child = spawn('node', [...cli, '--config', configFile, '--out', out], { stdio: 'ignore' });
   const state = join(out, 'checkpoint', 'state.json');
-  // Kill it once it is into its second epoch: a model has been saved and a mid-epoch checkpoint exists.
   for (let i = 0; i < 600; i++) {
     if (existsSync(state) && JSON.parse(readFileSync(state, 'utf8')).step >= 8) break;
     await sleep(100);
   }
-  child.kill('SIGKILL');
-  await new Promise((resolve) => child.on('exit', resolve));
-  assert.ok(existsSync(state), 'a checkpoint was written before the kill');
-  assert.ok(metrics(out).length < expected.length, 'the kill came before the run ended');
-  assert.doesNotThrow(() => loadModel(out), 'the model directory is loadable after kill -9');
+  child.kill(signal);
+  const [code, killedBy] = (await new Promise((resolve) => child.on('exit', (...r) => resolve(r)))) as [number | null, string | null];
+  assert.ok(existsSync(state), 'a checkpoint was written before the signal');
+  assert.ok(metrics(out).length < expected.length, 'the signal came before the run ended');
+  return code ?? killedBy;
+}
+
+async function resumeCli(out: string): Promise<void> {
   const resumed = spawn('node', [...cli, '--resume', out], { stdio: 'inherit' });
-  const code = await new Promise((resolve) => resumed.on('exit', resolve));
-  assert.equal(code, 0);
+  assert.equal(await new Promise((resolve) => resumed.on('exit', resolve)), 0);
   assertSameRun(out);
+}
+
+test('a run killed with SIGKILL resumes from its last checkpoint to the same metrics, and its model stays loadable', async () => {
+  const out = join(dir, 'killed');
+  assert.equal(await interruptedCliRun(out, 'SIGKILL'), 'SIGKILL');
+  assert.doesNotThrow(() => loadModel(out), 'the model directory is loadable after kill -9');
+  await resumeCli(out);
 });
 
 test('SIGINT mid-epoch saves a checkpoint, exits 130, and the run resumes to the same metrics', async () => {
   const out = join(dir, 'sigint');
-  const cli = ['--import', 'tsx', 'src/cli/main.ts', 'train', '--quiet'];
-  const child = spawn('node', [...cli, '--config', configFile, '--out', out], { stdio: 'ignore' });
-  const state = join(out, 'checkpoint', 'state.json');
-  for (let i = 0; i < 600; i++) {
-    if (existsSync(state) && JSON.parse(readFileSync(state, 'utf8')).step >= 8) break;
-    await sleep(100);
-  }
-  child.kill('SIGINT');
-  const code = await new Promise((resolve) => child.on('exit', resolve));
-  assert.equal(code, 130);
-  assert.ok(metrics(out).length < expected.length, 'interrupted before the end');
-  const resumed = spawn('node', [...cli, '--resume', out], { stdio: 'inherit' });
-  assert.equal(await new Promise((resolve) => resumed.on('exit', resolve)), 0);
-  assertSameRun(out);
+  assert.equal(await interruptedCliRun(out, 'SIGINT'), 130);
+  await resumeCli(out);
 });
