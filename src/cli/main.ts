@@ -104,7 +104,7 @@ program
   .requiredOption('-d, --data <file>', 'labelled data')
   .addOption(new Option('--format <format>', 'data format').choices(['auto', 'cluener', 'jsonl', 'conll']).default('auto'))
   .addOption(new Option('--scheme <scheme>', 'tag scheme of conll data').choices(['auto', 'bio', 'iob1', 'bioes', 'bmes']).default('auto'))
-  .option('--strip-token-digit', "strip one trailing digit from conll tokens (Weibo's 科0)")
+  .option('--strip-token-digit', "strip the trailing position digits of conll tokens (Weibo's 科0)")
   .option('--threshold <t>', 'logit threshold (default: the model\'s)', number)
   .option('--flat', 'non-overlapping decoding: keep the highest-scoring span of each overlap')
   .option('--batch-size <n>', 'windows per forward pass', number, 64)
