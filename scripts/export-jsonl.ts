@@ -8,57 +8,17 @@
  *
  * The read report (format, scheme, join, counts, warnings) goes to stderr.
  */
-import { parseArgs } from 'node:util';
-import { FORMATS, INVALID_TAGS, JOINS, SCHEMES, readCorpus, writeJsonl, type Format, type InvalidTags, type Join, type Scheme } from '../src/data/corpus.js';
+import { readCorpus, writeJsonl } from '../src/data/corpus.js';
 import { GpError } from '../src/errors.js';
+import { READ_FLAGS_USAGE, parseReadArgs } from './read-options.js';
 
-const USAGE =
-  'usage: export-jsonl.ts IN OUT.jsonl [--format auto|cluener|jsonl|conll] [--scheme auto|bio|iob1|bioes|bmes] [--join auto|none|space] [--strip-token-digit] [--invalid-tags repair|reject]';
-
-function choice<T extends string>(name: string, value: string | undefined, allowed: readonly T[], fallback: T): T {
-  if (value === undefined) return fallback;
-  if (!(allowed as readonly string[]).includes(value)) {
-    console.error(`--${name} must be one of ${allowed.join(', ')}, not ${JSON.stringify(value)}\n${USAGE}`);
-    process.exit(2);
-  }
-  return value as T;
-}
+const USAGE = `usage: export-jsonl.ts IN OUT.jsonl ${READ_FLAGS_USAGE}`;
 
 function main(): void {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      allowPositionals: true,
-      options: {
-        format: { type: 'string' },
-        scheme: { type: 'string' },
-        join: { type: 'string' },
-        'strip-token-digit': { type: 'boolean', default: false },
-        'invalid-tags': { type: 'string' },
-        help: { type: 'boolean', short: 'h', default: false },
-      },
-    });
-  } catch (error) {
-    console.error(`${(error as Error).message}\n${USAGE}`);
-    process.exit(2);
-  }
-  const { values, positionals } = parsed;
-  if (values.help) {
-    console.log(USAGE);
-    return;
-  }
-  if (positionals.length !== 2) {
-    console.error(USAGE);
-    process.exit(2);
-  }
+  const args = parseReadArgs(USAGE, 2);
+  if (!args) return;
+  const { positionals, read: options } = args;
   const [input, output] = positionals;
-  const options = {
-    format: choice<Format>('format', values.format, FORMATS, 'auto'),
-    scheme: choice<Scheme>('scheme', values.scheme, SCHEMES, 'auto'),
-    join: choice<Join>('join', values.join, JOINS, 'auto'),
-    stripTokenDigit: values['strip-token-digit'] === true,
-    invalidTags: choice<InvalidTags>('invalid-tags', values['invalid-tags'], INVALID_TAGS, 'repair'),
-  };
   const { examples, report } = readCorpus(input, options);
   writeJsonl(output, examples);
   const how = [`format ${report.format}`, report.scheme && `scheme ${report.scheme}`, report.join && `join ${report.join}`].filter(Boolean).join(', ');

@@ -10,59 +10,19 @@
  * scripts/spacy_baseline.py write, one line per gold example in the same order and with the same text.
  * `--json` prints one JSON object (gold, pred, examples, micro, perType) on stdout instead of the table.
  */
-import { parseArgs } from 'node:util';
-import { FORMATS, INVALID_TAGS, JOINS, SCHEMES, readCorpus, type Format, type InvalidTags, type Join, type Scheme } from '../src/data/corpus.js';
+import { readCorpus } from '../src/data/corpus.js';
 import { GpError } from '../src/errors.js';
 import { formatScoresTable, scoreEntities } from '../src/eval/metrics.js';
+import { READ_FLAGS_USAGE, parseReadArgs } from './read-options.js';
 
-const USAGE =
-  'usage: score-jsonl.ts GOLD PRED.jsonl [--format auto|cluener|jsonl|conll] [--scheme auto|bio|iob1|bioes|bmes] [--join auto|none|space] [--strip-token-digit] [--invalid-tags repair|reject] [--json]';
-
-function choice<T extends string>(name: string, value: string | undefined, allowed: readonly T[], fallback: T): T {
-  if (value === undefined) return fallback;
-  if (!(allowed as readonly string[]).includes(value)) {
-    console.error(`--${name} must be one of ${allowed.join(', ')}, not ${JSON.stringify(value)}\n${USAGE}`);
-    process.exit(2);
-  }
-  return value as T;
-}
+const USAGE = `usage: score-jsonl.ts GOLD PRED.jsonl ${READ_FLAGS_USAGE} [--json]`;
 
 function main(): void {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      allowPositionals: true,
-      options: {
-        format: { type: 'string' },
-        scheme: { type: 'string' },
-        join: { type: 'string' },
-        'strip-token-digit': { type: 'boolean', default: false },
-        'invalid-tags': { type: 'string' },
-        json: { type: 'boolean', default: false },
-        help: { type: 'boolean', short: 'h', default: false },
-      },
-    });
-  } catch (error) {
-    console.error(`${(error as Error).message}\n${USAGE}`);
-    process.exit(2);
-  }
-  const { values, positionals } = parsed;
-  if (values.help) {
-    console.log(USAGE);
-    return;
-  }
-  if (positionals.length !== 2) {
-    console.error(USAGE);
-    process.exit(2);
-  }
+  const args = parseReadArgs(USAGE, 2, { json: { type: 'boolean', default: false } });
+  if (!args) return;
+  const { positionals, read, values } = args;
   const [goldFile, predFile] = positionals;
-  const gold = readCorpus(goldFile, {
-    format: choice<Format>('format', values.format, FORMATS, 'auto'),
-    scheme: choice<Scheme>('scheme', values.scheme, SCHEMES, 'auto'),
-    join: choice<Join>('join', values.join, JOINS, 'auto'),
-    stripTokenDigit: values['strip-token-digit'] === true,
-    invalidTags: choice<InvalidTags>('invalid-tags', values['invalid-tags'], INVALID_TAGS, 'repair'),
-  });
+  const gold = readCorpus(goldFile, read);
   for (const warning of gold.report.warnings) console.error(`warning: ${warning}`);
   // The predictions are read as canonical JSONL whatever they look like: offsets in range, `text` of each entity
   // equal to its slice, and so on, are checked by the reader.
