@@ -9,8 +9,7 @@
  * The read report (format, scheme, join, counts, warnings) goes to stderr.
  */
 import { readCorpus, writeJsonl } from '../src/data/corpus.js';
-import { GpError } from '../src/errors.js';
-import { READ_FLAGS_USAGE, parseReadArgs } from './read-options.js';
+import { READ_FLAGS_USAGE, parseReadArgs, runMain } from './read-options.js';
 
 const USAGE = `usage: export-jsonl.ts IN OUT.jsonl ${READ_FLAGS_USAGE}`;
 
@@ -30,12 +29,4 @@ function main(): void {
   for (const warning of report.warnings) console.error(`  warning: ${warning}`);
 }
 
-try {
-  main();
-} catch (error) {
-  if (error instanceof GpError) {
-    console.error(`error: ${error.message}`);
-    process.exit(error.exitCode);
-  }
-  throw error;
-}
+runMain(main);

@@ -1,9 +1,11 @@
 /**
  * The corpus-reading flags the scripts share (`--format`, `--scheme`, `--join`, `--strip-token-digit`,
- * `--invalid-tags`), parsed with node:util's parseArgs into gp's ReadOptions. A bad flag prints the usage and exits 2.
+ * `--invalid-tags`), parsed with node:util's parseArgs into gp's ReadOptions, and their shared entry point. A bad
+ * flag prints the usage and exits 2.
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { FORMATS, INVALID_TAGS, JOINS, SCHEMES, type ReadOptions } from '../src/data/corpus.js';
+import { GpError } from '../src/errors.js';
 
 export const READ_FLAGS_USAGE =
   '[--format auto|cluener|jsonl|conll] [--scheme auto|bio|iob1|bioes|bmes] [--join auto|none|space] [--strip-token-digit] [--invalid-tags repair|reject]';
@@ -59,4 +61,15 @@ export function parseReadArgs(
     invalidTags: choice('invalid-tags', values['invalid-tags'], INVALID_TAGS, 'repair', usage),
   };
   return { positionals: parsed.positionals, read, values };
+}
+
+/** Run a script's main: a GpError prints its message and exits with its code; anything else is a bug and throws. */
+export function runMain(main: () => void): void {
+  try {
+    main();
+  } catch (error) {
+    if (!(error instanceof GpError)) throw error;
+    console.error(`error: ${error.message}`);
+    process.exit(error.exitCode);
+  }
 }

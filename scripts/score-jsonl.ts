@@ -13,7 +13,7 @@
 import { readCorpus } from '../src/data/corpus.js';
 import { GpError } from '../src/errors.js';
 import { formatScoresTable, scoreEntities } from '../src/eval/metrics.js';
-import { READ_FLAGS_USAGE, parseReadArgs } from './read-options.js';
+import { READ_FLAGS_USAGE, parseReadArgs, runMain } from './read-options.js';
 
 const USAGE = `usage: score-jsonl.ts GOLD PRED.jsonl ${READ_FLAGS_USAGE} [--json]`;
 
@@ -56,12 +56,4 @@ function main(): void {
   }
 }
 
-try {
-  main();
-} catch (error) {
-  if (error instanceof GpError) {
-    console.error(`error: ${error.message}`);
-    process.exit(error.exitCode);
-  }
-  throw error;
-}
+runMain(main);
