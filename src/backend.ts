@@ -171,6 +171,35 @@ function libtensorflowVersion(): string | undefined {
   return typeof binding.TF_Version === 'string' ? binding.TF_Version : undefined;
 }
 
+/** The part of tfjs-node's backend `nativeUniform` uses: any libtensorflow op by name. */
+interface NativeOps {
+  binding: { TF_ATTR_TYPE: number; TF_FLOAT: number; TF_INT32: number };
+  executeSingleOutput(name: string, attrs: Array<{ name: string; type: number; value: number }>, inputs: tf.Tensor[]): tf.Tensor;
+}
+
+function nativeOps(): NativeOps | null {
+  if (tf.getBackend() !== 'tensorflow') return null;
+  const backend: unknown = tf.backend();
+  return typeof backend === 'object' && backend !== null && 'executeSingleOutput' in backend && 'binding' in backend ? (backend as NativeOps) : null;
+}
+
+/**
+ * Uniform [0, 1) float32 numbers from libtensorflow's StatelessRandomUniform, a pure function of (shape, seed), or
+ * null on other backends. tf.randomUniform fills its buffer in JavaScript one number at a time, which made dropout
+ * masks a large share of a training step (docs/performance.md).
+ */
+export function nativeUniform(shape: number[], seed: number): tf.Tensor | null {
+  const native = nativeOps();
+  if (!native) return null;
+  const { TF_ATTR_TYPE, TF_FLOAT, TF_INT32 } = native.binding;
+  const attrs = [
+    { name: 'dtype', type: TF_ATTR_TYPE, value: TF_FLOAT },
+    { name: 'T', type: TF_ATTR_TYPE, value: TF_INT32 },
+    { name: 'Tseed', type: TF_ATTR_TYPE, value: TF_INT32 },
+  ];
+  return tf.tidy(() => native.executeSingleOutput('StatelessRandomUniform', attrs, [tf.tensor1d(shape, 'int32'), tf.tensor1d([seed, 0], 'int32')]));
+}
+
 // ------------------------------------------------------------------------------------------------- inspection
 
 /**

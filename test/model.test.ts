@@ -4,7 +4,9 @@ import * as tf from '@tensorflow/tfjs';
 import {
   MASK_BIAS,
   applyRope,
+  bigramBuckets,
   createModel,
+  embed,
   embeddingLookup,
   forward,
   ropeTables,
@@ -122,4 +124,26 @@ test('forward leaks no tensors', () => {
   const before = tf.memory().numTensors;
   for (let i = 0; i < 3; i++) forward(model, ids, mask, { training: false }).dispose();
   assert.equal(tf.memory().numTensors, before);
+});
+
+test('bigram buckets hash (token i, token i+1) as (a·V + b) mod K, the last token paired with 0', () => {
+  const ids = tf.tensor2d([[3, 7, 19, 2], [5, 5, 0, 0]], [2, 4], 'int32');
+  const got = bigramBuckets(ids, 20, 50).arraySync();
+  assert.deepEqual(got, [[(3 * 20 + 7) % 50, (7 * 20 + 19) % 50, (19 * 20 + 2) % 50, (2 * 20) % 50], [(5 * 20 + 5) % 50, (5 * 20) % 50, 0, 0]]);
+});
+
+test('bigram embeddings add a table whose gradient reaches exactly the buckets used', () => {
+  const model = createModel(spec({ bigramBuckets: 50 }), 3);
+  const table = model.params.get('embeddings.bigram')!;
+  assert.deepEqual(table.shape, [50, 16]);
+  const ids = tf.tensor2d([[3, 7, 19]], [1, 3], 'int32');
+  // The embedding is the token's row plus its bigram's row.
+  const x = embed(model, ids).arraySync()[0];
+  const word = model.params.get('embeddings.word')!.arraySync() as number[][];
+  const rows = table.arraySync() as number[][];
+  const used = [(3 * 20 + 7) % 50, (7 * 20 + 19) % 50, (19 * 20) % 50];
+  used.forEach((bucket, i) => x[i].forEach((v, k) => assert.ok(Math.abs(v - word[[3, 7, 19][i]][k] - rows[bucket][k]) < 1e-6)));
+  const { grads } = tf.variableGrads(() => embed(model, ids).square().sum() as tf.Scalar, [table]);
+  const norms = tf.norm(grads[table.name], 'euclidean', 1).arraySync() as number[];
+  norms.forEach((n, bucket) => assert.equal(n > 0, used.includes(bucket), `bucket ${bucket}: ‖g‖ ${n}`));
 });

@@ -27,7 +27,8 @@ const outDir = join(dir, 'model');
 const config = validateConfig({
   seed: 1,
   data: { train: trainFile, dev: trainFile, maxLength: 48 },
-  model: { dim: 64, dropout: 0, encoder: { type: 'transformer', layers: 1, heads: 2, attentionDropout: 0 }, head: { size: 16 } },
+  // Hashed bigrams on (a few buckets, so they collide): saving, loading and predicting must carry them.
+  model: { dim: 64, dropout: 0, bigramBuckets: 97, encoder: { type: 'transformer', layers: 1, heads: 2, attentionDropout: 0 }, head: { size: 16 } },
   training: { epochs: 40, batchSize: 4, lr: 3e-3, schedule: { type: 'constant', warmup: 0 } },
 });
 
@@ -67,6 +68,13 @@ test('the CLI evaluates and predicts with the saved model', () => {
   const cli = ['--import', 'tsx', 'src/cli/main.ts'];
   const evalOut = JSON.parse(execFileSync('node', [...cli, 'eval', '--model', outDir, '--data', trainFile, '--json'], { encoding: 'utf8' }));
   assert.ok(Math.abs(evalOut.micro.f1 - summary.bestDevF1!) < 1e-6);
+  const sweep = JSON.parse(execFileSync('node', [...cli, 'eval', '--model', outDir, '--data', trainFile, '--sweep', '--json'], { encoding: 'utf8' })).sweep;
+  assert.equal(sweep.length, 14, 'seven thresholds, nested and flat');
+  const atZero = sweep.find((r: { threshold: number; flat: boolean }) => r.threshold === 0 && !r.flat);
+  assert.ok(Math.abs(atZero.f1 - summary.bestDevF1!) < 1e-6, 'the sweep at threshold 0 is the plain evaluation');
+  // Raising the threshold can only drop spans: recall never rises along the nested rows.
+  const nested = sweep.filter((r: { flat: boolean }) => !r.flat).map((r: { recall: number }) => r.recall);
+  for (let i = 1; i < nested.length; i++) assert.ok(nested[i] <= nested[i - 1] + 1e-12, `recall ${nested}`);
   const input = join(dir, 'input.txt');
   writeFileSync(input, slice.slice(0, 5).map((e) => e.text).join('\n') + '\n\n');
   const predFile = join(dir, 'pred.jsonl');
@@ -74,4 +82,12 @@ test('the CLI evaluates and predicts with the saved model', () => {
   const lines = readFileSync(predFile, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
   assert.equal(lines.length, 6, 'one output line per input line, the empty one included');
   for (const line of lines) for (const e of line.entities) assert.equal(line.text.slice(e.start, e.end), e.text);
+});
+
+test('training.maxMinutes stops at the epoch end after which another epoch would overrun the budget', async () => {
+  // Every epoch takes far longer than a 0.1 ms budget, so the run ends after its first epoch, best model saved.
+  const capped = await train({ ...config, training: { ...config.training, epochs: 3, maxMinutes: 1e-4 / 60 } }, join(dir, 'capped'));
+  assert.equal(capped.epochs.length, 1);
+  assert.match(capped.stoppedEarly ?? '', /training\.maxMinutes/);
+  assert.ok(existsSync(join(dir, 'capped', 'model.json')));
 });

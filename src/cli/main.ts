@@ -14,7 +14,7 @@ import { loadConfig } from '../config/load.js';
 import { readCorpus } from '../data/corpus.js';
 import { TextTokenizer } from '../data/tokenizer.js';
 import { GpError } from '../errors.js';
-import { evaluateExamples, predictEntities } from '../eval/evaluate.js';
+import { evaluateExamples, predictEntities, sweepDecodings } from '../eval/evaluate.js';
 import { formatScoresTable } from '../eval/metrics.js';
 import { disposeModel } from '../model/globalpointer.js';
 import { loadModel } from '../model/io.js';
@@ -97,6 +97,8 @@ program
     }
   });
 
+const SWEEP_THRESHOLDS = [-2, -1, -0.5, 0, 0.5, 1, 2];
+
 program
   .command('eval')
   .description('entity-level precision / recall / F1 of a model on a labelled file')
@@ -107,15 +109,30 @@ program
   .option('--strip-token-digit', "strip the trailing position digits of conll tokens (Weibo's 科0)")
   .option('--threshold <t>', 'logit threshold (default: the model\'s)', number)
   .option('--flat', 'non-overlapping decoding: keep the highest-scoring span of each overlap')
+  .option('--sweep', `micro scores at thresholds ${SWEEP_THRESHOLDS.join(', ')}, nested and flat (one forward pass); choose on dev`)
   .option('--batch-size <n>', 'windows per forward pass', number, 64)
   .addOption(backendOption())
   .option('--json', 'print scores as JSON on stdout')
-  .action(async (opts: { model: string; data: string; format: 'auto'; scheme: 'auto'; stripTokenDigit?: boolean; threshold?: number; flat?: boolean; batchSize: number; backend: BackendName; json?: boolean }) => {
+  .action(async (opts: { model: string; data: string; format: 'auto'; scheme: 'auto'; stripTokenDigit?: boolean; threshold?: number; flat?: boolean; sweep?: boolean; batchSize: number; backend: BackendName; json?: boolean }) => {
     const { model, manifest, tokenizer } = await loadForInference(opts.model, opts.backend, Boolean(opts.json));
     const { examples, report } = readCorpus(opts.data, { format: opts.format, scheme: opts.scheme, stripTokenDigit: Boolean(opts.stripTokenDigit) });
     for (const warning of report.warnings) log(`warning: ${warning}`);
     const unknown = [...new Set(examples.flatMap((e) => e.spans.map((s) => s.label)))].filter((l) => !manifest.labels.includes(l));
     if (unknown.length) log(`warning: ${opts.data}: labels the model does not know (counted as misses): ${unknown.join(', ')}`);
+    if (opts.sweep) {
+      const decodings = [false, true].flatMap((flat) => SWEEP_THRESHOLDS.map((threshold) => ({ threshold, flat })));
+      const inference = { maxLength: manifest.spec.maxLength, overlap: manifest.windowOverlap, batchSize: opts.batchSize };
+      const rows = sweepDecodings(model, tokenizer, manifest.labels, examples, inference, decodings).map((scores, i) => ({ ...decodings[i], ...scores.micro }));
+      disposeModel(model);
+      if (opts.json) {
+        process.stdout.write(JSON.stringify({ model: opts.model, data: opts.data, examples: examples.length, sweep: rows }) + '\n');
+        return;
+      }
+      const best = rows.reduce((a, b) => (b.f1 > a.f1 ? b : a));
+      const lines = rows.map((r) => `${r === best ? '*' : ' '} ${r.flat ? 'flat  ' : 'nested'} ${r.threshold.toFixed(1).padStart(5)} ${r.precision.toFixed(4)} ${r.recall.toFixed(4)} ${r.f1.toFixed(4)}`);
+      process.stdout.write(`${opts.data}: ${examples.length} examples\n  decode  thr.  P      R      F1\n${lines.join('\n')}\n`);
+      return;
+    }
     const { scores } = evaluateExamples(model, tokenizer, manifest.labels, examples, {
       maxLength: manifest.spec.maxLength,
       overlap: manifest.windowOverlap,

@@ -61,6 +61,11 @@ export const ModelSchema = z.strictObject({
   /** Width of token embeddings and of the encoder (ignored with a bert encoder). */
   dim: positiveInt.default(256),
   dropout: rate.default(0.1),
+  /**
+   * Hashed bigram embeddings: the pair (token i, token i+1) indexes one of this many extra rows, added to token i's
+   * embedding (bigrams carry much of Chinese word segmentation, which character NER lacks). 0 turns them off.
+   */
+  bigramBuckets: z.number().int().nonnegative().default(0),
   encoder: z.discriminatedUnion('type', [TransformerSchema, BertSchema]).prefault({ type: 'transformer' }),
   head: z
     .strictObject({
@@ -70,6 +75,9 @@ export const ModelSchema = z.strictObject({
       rope: z.boolean().default(true),
     })
     .prefault({}),
+}).refine((m) => m.encoder.type !== 'bert' || m.bigramBuckets === 0, {
+  message: 'bigramBuckets applies to the transformer encoder; a pretrained BERT has its own embeddings',
+  path: ['bigramBuckets'],
 });
 
 /**
@@ -100,6 +108,8 @@ export const TrainingSchema = z.strictObject({
   checkpointEvery: z.number().int().nonnegative().default(500),
   /** Stop after this many evaluations without a better dev F1; 0 never stops early. */
   patience: z.number().int().nonnegative().default(0),
+  /** Stop at the end of the epoch after which another one would take training past this many minutes; 0: no cap. */
+  maxMinutes: z.number().nonnegative().default(0),
   /** Steps with a NaN or infinite loss are skipped; this many in a row stop the run. */
   maxBadSteps: positiveInt.default(5),
 });

@@ -28,11 +28,29 @@ function splitByCells(batch: Window[], numTypes: number): Window[][] {
   return parts;
 }
 
+/** One way of reading spans off the logits. */
+export interface Decoding {
+  threshold: number;
+  flat?: boolean;
+}
+
 /** Entities per text, with offsets into that text (UTF-16, end exclusive). */
 export function predictEntities(model: Model, tokenizer: TokenizerLike, labels: string[], texts: string[], opts: PredictOptions): Entity[][] {
+  return predictWithDecodings(model, tokenizer, labels, texts, opts, [opts])[0];
+}
+
+/** predictEntities for several decodings from one forward pass: [decoding][text] → entities. */
+export function predictWithDecodings(
+  model: Model,
+  tokenizer: TokenizerLike,
+  labels: string[],
+  texts: string[],
+  opts: Omit<PredictOptions, 'threshold' | 'flat'>,
+  decodings: Decoding[],
+): Entity[][][] {
   const examples = texts.map((text) => ({ text, spans: [] }));
   const { windows } = encodeExamples(examples, tokenizer, labels, { maxLength: opts.maxLength, overlap: opts.overlap });
-  const perWindow = new Map<Window, Entity[]>();
+  const perWindow = decodings.map(() => new Map<Window, Entity[]>());
   const H = labels.length;
   for (const batch of makeBatches(windows, opts.batchSize).flatMap((b) => splitByCells(b, H))) {
     const input = batchTensors(batch, H, tokenizer.padId, false);
@@ -43,16 +61,20 @@ export function predictEntities(model: Model, tokenizer: TokenizerLike, labels: 
     disposeBatch(input);
     batch.forEach((w, b) => {
       const sample = values.subarray(b * H * L * L, (b + 1) * H * L * L);
-      const spans = decodeSpans(sample, H, L, { threshold: opts.threshold, validLength: w.ids.length, flat: opts.flat });
-      perWindow.set(w, tokenSpansToEntities(spans, w.offsets, texts[w.example], labels, w.base));
+      decodings.forEach(({ threshold, flat }, d) => {
+        const spans = decodeSpans(sample, H, L, { threshold, validLength: w.ids.length, flat });
+        perWindow[d].set(w, tokenSpansToEntities(spans, w.offsets, texts[w.example], labels, w.base));
+      });
     });
   }
-  const byText: WindowPrediction[][] = texts.map(() => []);
-  for (const w of windows) {
-    if (w.offsets.length === 0) continue;
-    byText[w.example].push({ start: w.offsets[0][0], end: w.offsets[w.offsets.length - 1][1], entities: perWindow.get(w)! });
-  }
-  return byText.map((ws) => (ws.length === 0 ? [] : ws.length === 1 ? ws[0].entities : mergeWindowEntitiesByCentre(ws)));
+  return perWindow.map((entitiesOf) => {
+    const byText: WindowPrediction[][] = texts.map(() => []);
+    for (const w of windows) {
+      if (w.offsets.length === 0) continue;
+      byText[w.example].push({ start: w.offsets[0][0], end: w.offsets[w.offsets.length - 1][1], entities: entitiesOf.get(w)! });
+    }
+    return byText.map((ws) => (ws.length === 0 ? [] : ws.length === 1 ? ws[0].entities : mergeWindowEntitiesByCentre(ws)));
+  });
 }
 
 export interface EvalResult {
@@ -65,4 +87,10 @@ export function evaluateExamples(model: Model, tokenizer: TokenizerLike, labels:
   const predictions = predictEntities(model, tokenizer, labels, examples.map((e) => e.text), opts);
   const scores = scoreEntities(examples.map((e) => e.spans), predictions);
   return { scores, predictions };
+}
+
+/** Scores of each decoding on the examples, one forward pass for all (choosing a threshold on dev). */
+export function sweepDecodings(model: Model, tokenizer: TokenizerLike, labels: string[], examples: Example[], opts: Omit<PredictOptions, 'threshold' | 'flat'>, decodings: Decoding[]): Scores[] {
+  const gold = examples.map((e) => e.spans);
+  return predictWithDecodings(model, tokenizer, labels, examples.map((e) => e.text), opts, decodings).map((predictions) => scoreEntities(gold, predictions));
 }

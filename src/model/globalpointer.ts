@@ -13,6 +13,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { ModelConfig, TransformerConfig } from '../config/schema.js';
+import { nativeUniform } from '../backend.js';
 import { Rng } from '../rng.js';
 import { bertEncode, bertParameterShapes, bertWordEmbeddings, type BertEncoderSpec } from './bert.js';
 
@@ -20,8 +21,10 @@ import { bertEncode, bertParameterShapes, bertWordEmbeddings, type BertEncoderSp
 export type EncoderSpec = TransformerConfig | BertEncoderSpec;
 
 /** Everything needed to rebuild the model's shapes; saved in the model directory. */
-export interface ModelSpec extends Omit<ModelConfig, 'encoder'> {
+export interface ModelSpec extends Omit<ModelConfig, 'encoder' | 'bigramBuckets'> {
   encoder: EncoderSpec;
+  /** Absent in models saved before bigrams existed: none. */
+  bigramBuckets?: number;
   vocabSize: number;
   numTypes: number;
   /** Longest sequence (for learned positions and windowing). */
@@ -40,7 +43,7 @@ export const MASK_BIAS = -1e12;
 
 function parameterShapes(spec: ModelSpec): Map<string, number[]> {
   const { dim: D, vocabSize: V, numTypes: H, encoder, head } = spec;
-  const shapes = encoder.type === 'bert' ? bertParameterShapes(encoder, D, V) : transformerShapes(encoder, D, V, spec.maxLength);
+  const shapes = encoder.type === 'bert' ? bertParameterShapes(encoder, D, V) : transformerShapes(encoder, D, V, spec.maxLength, spec.bigramBuckets ?? 0);
   if (head.type === 'globalpointer') {
     shapes.set('head.qk.kernel', [D, H * 2 * head.size]).set('head.qk.bias', [H * 2 * head.size]);
   } else {
@@ -50,9 +53,10 @@ function parameterShapes(spec: ModelSpec): Map<string, number[]> {
   return shapes;
 }
 
-function transformerShapes(encoder: TransformerConfig, D: number, V: number, maxLength: number): Map<string, number[]> {
+function transformerShapes(encoder: TransformerConfig, D: number, V: number, maxLength: number, bigramBuckets: number): Map<string, number[]> {
   const F = Math.round(D * encoder.ffnMultiplier);
   const shapes = new Map<string, number[]>([['embeddings.word', [V, D]]]);
+  if (bigramBuckets > 0) shapes.set('embeddings.bigram', [bigramBuckets, D]);
   if (encoder.positions === 'learned') shapes.set('embeddings.position', [maxLength, D]);
   for (let l = 0; l < encoder.layers; l++) {
     const p = `encoder.${l}`;
@@ -119,23 +123,74 @@ export function embeddingLookup(table: tf.Tensor2D, ids: tf.Tensor2D): tf.Tensor
   return lookup(table, ids) as tf.Tensor3D;
 }
 
+/**
+ * x W + b for x [N, in], gradient written out: wasm's BatchMatMul with transposeA or transposeB runs a generic loop
+ * 20–50× slower than its XNNPACK path, and matMul's own gradient uses both flags, so on wasm the operands are
+ * transposed explicitly; libtensorflow and cpu take the flags at no cost (docs/performance.md).
+ */
+const denseOp = tf.customGrad((x, kernel, bias, save) => {
+  (save as tf.GradSaveFunc)([x as tf.Tensor, kernel as tf.Tensor]);
+  return {
+    value: tf.fused.matMul({ a: x as tf.Tensor2D, b: kernel as tf.Tensor2D, bias: bias as tf.Tensor }),
+    gradFunc: (dy: tf.Tensor, [x0, k0]: tf.Tensor[]) => {
+      const g = dy as tf.Tensor2D;
+      const explicit = tf.getBackend() === 'wasm';
+      return [
+        explicit ? tf.matMul(g, k0.transpose()) : tf.matMul(g, k0 as tf.Tensor2D, false, true),
+        explicit ? tf.matMul(x0.transpose(), g) : tf.matMul(x0 as tf.Tensor2D, g, true, false),
+        g.sum(0),
+      ];
+    },
+  };
+});
+
 /** x W + b over the last axis, for any rank ≥ 2. */
 export function dense(x: tf.Tensor, kernel: tf.Tensor, bias: tf.Tensor): tf.Tensor {
   const inDim = x.shape[x.shape.length - 1];
   const outShape = [...x.shape.slice(0, -1), kernel.shape[1] as number];
-  return tf.matMul(x.reshape([-1, inDim]), kernel as tf.Tensor2D).add(bias).reshape(outShape);
+  return denseOp(x.reshape([-1, inDim]), kernel, bias).reshape(outShape);
 }
 
+/** LayerNorm over the last axis with its textbook gradient: three reductions, not autodiff through tf.moments. */
 export function layerNorm(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, eps = 1e-12): tf.Tensor {
-  const { mean, variance } = tf.moments(x, -1, true);
-  return x.sub(mean).mul(tf.rsqrt(variance.add(eps))).mul(gamma).add(beta);
+  const D = x.shape[x.shape.length - 1];
+  const op = tf.customGrad((xIn, g, b, save) => {
+    const centred = (xIn as tf.Tensor).sub((xIn as tf.Tensor).mean(-1, true));
+    const rstd = tf.rsqrt(centred.square().mean(-1, true).add(eps));
+    const xhat = centred.mul(rstd);
+    (save as tf.GradSaveFunc)([xhat, rstd, g as tf.Tensor]);
+    return {
+      value: xhat.mul(g as tf.Tensor).add(b as tf.Tensor),
+      gradFunc: (dy: tf.Tensor, [xh, r, g0]: tf.Tensor[]) => {
+        const dxhat = dy.mul(g0);
+        const dx = dxhat.sub(dxhat.mean(-1, true)).sub(xh.mul(dxhat.mul(xh).mean(-1, true))).mul(r);
+        const rows = dy.reshape([-1, D]);
+        return [dx, rows.mul(xh.reshape([-1, D])).sum(0), rows.sum(0)];
+      },
+    };
+  });
+  return op(x, gamma, beta);
 }
 
-/** GELU, tanh form (every backend has tanh; exact erf-GELU is for BERT checkpoints). */
-export function gelu(x: tf.Tensor): tf.Tensor {
-  const inner = x.add(x.pow(3).mul(0.044715)).mul(Math.sqrt(2 / Math.PI));
-  return x.mul(0.5).mul(tf.tanh(inner).add(1));
-}
+const GELU_A = 2 * Math.sqrt(2 / Math.PI);
+const GELU_B = GELU_A * 0.044715;
+
+/**
+ * GELU, tanh form (every backend has tanh; exact erf-GELU is for BERT checkpoints), as x·σ(a·x + b·x³), which is
+ * exactly ½x(1 + tanh(√(2/π)(x + 0.044715x³))) with a = 2√(2/π), b = 0.044715·a. Written out with its gradient:
+ * x.pow(3) is slow on libtensorflow, and autodiff through the tanh form costs several more [B, L, 4D] passes.
+ */
+export const gelu = tf.customGrad((xIn, save) => {
+  const x = xIn as tf.Tensor;
+  const square = x.square();
+  const s = tf.sigmoid(square.mul(GELU_B).add(GELU_A).mul(x));
+  (save as tf.GradSaveFunc)([x, square, s]);
+  return {
+    value: x.mul(s),
+    // d/dx x·σ(u) = σ(u) + x·σ(u)(1 − σ(u))·u′, u′ = a + 3b·x²
+    gradFunc: (dy: tf.Tensor, [x0, sq, sg]: tf.Tensor[]) => sg.sub(sg.square()).mul(sq.mul(3 * GELU_B).add(GELU_A)).mul(x0).add(sg).mul(dy),
+  };
+}) as (x: tf.Tensor) => tf.Tensor;
 
 /**
  * Rotary tables for positions 0..L−1 and an even width d: angle(p, k) = p · 10000^(−2k/d), k < d/2, laid out
@@ -194,7 +249,12 @@ export interface ForwardOptions {
 
 export function dropout(x: tf.Tensor, rate: number, opts: ForwardOptions): tf.Tensor {
   if (!opts.training || rate === 0) return x;
-  return tf.dropout(x, rate, undefined, opts.rng!.seed());
+  const seed = opts.rng!.seed();
+  const uniform = nativeUniform(x.shape, seed);
+  if (!uniform) return tf.dropout(x, rate, undefined, seed);
+  // tf.dropout's mask, ⌊u + keep⌋ / keep, from libtensorflow's numbers: tf.randomUniform fills its buffer in JavaScript.
+  const keep = 1 - rate;
+  return x.mul(tf.tidy(() => uniform.add(keep).floor().div(keep)));
 }
 
 function selfAttention(
@@ -218,7 +278,7 @@ function selfAttention(
     q = applyRope(q, rope.cos, rope.sin);
     k = applyRope(k, rope.cos, rope.sin);
   }
-  const scores = tf.matMul(q, k, false, true).mul(1 / Math.sqrt(dh)).add(keyBias); // [B, h, L, L]
+  const scores = tf.matMul(q.mul(1 / Math.sqrt(dh)), k, false, true).add(keyBias); // [B, h, L, L]
   const probs = dropout(tf.softmax(scores), model.spec.encoder.attentionDropout, opts);
   const context = tf.matMul(probs, v).transpose([0, 2, 1, 3]).reshape([B, L, D]); // [B, L, D]
   return dense(context, p('out.kernel'), p('out.bias')) as tf.Tensor3D;
@@ -230,10 +290,24 @@ function feedForward(model: Model, layer: number, x: tf.Tensor3D, opts: ForwardO
   return dense(hidden, p('out.kernel'), p('out.bias')) as tf.Tensor3D;
 }
 
-/** Token embeddings [B, L, D] for ids [B, L]. */
+/**
+ * Bucket of each bigram (ids[b, i], ids[b, i+1]) [B, L], the last position paired with id 0: (a·V + b) mod buckets,
+ * which is the pair itself when buckets ≥ V², and below 2³¹ for any vocabulary under 46,000.
+ */
+export function bigramBuckets(ids: tf.Tensor2D, vocabSize: number, buckets: number): tf.Tensor2D {
+  return tf.tidy(() => {
+    const [B, L] = ids.shape;
+    const next = tf.concat([ids.slice([0, 1], [B, L - 1]), tf.zeros([B, 1], 'int32')], 1); // [B, L]
+    return ids.mul(tf.scalar(vocabSize, 'int32')).add(next).mod(tf.scalar(buckets, 'int32')) as tf.Tensor2D;
+  });
+}
+
+/** Token embeddings [B, L, D] for ids [B, L]: token, plus hashed bigram and learned position where configured. */
 export function embed(model: Model, ids: tf.Tensor2D): tf.Tensor3D {
   if (model.spec.encoder.type === 'bert') return bertWordEmbeddings(model, ids);
-  const x = embeddingLookup(model.params.get('embeddings.word')! as tf.Tensor2D, ids);
+  let x = embeddingLookup(model.params.get('embeddings.word')! as tf.Tensor2D, ids);
+  const bigrams = model.params.get('embeddings.bigram');
+  if (bigrams) x = x.add(embeddingLookup(bigrams as tf.Tensor2D, bigramBuckets(ids, model.spec.vocabSize, bigrams.shape[0]))) as tf.Tensor3D;
   const positions = model.params.get('embeddings.position');
   if (!positions) return x;
   const L = ids.shape[1];
@@ -250,10 +324,15 @@ export function encode(model: Model, x: tf.Tensor3D, mask: tf.Tensor2D, opts: Fo
   const rope = spec.encoder.positions === 'rope' ? ropeTables(L, D / spec.encoder.heads) : null;
   let h = dropout(x, spec.dropout, opts) as tf.Tensor3D;
   for (let l = 0; l < spec.encoder.layers; l++) {
-    const a = selfAttention(model, l, layerNorm(h, p(`encoder.${l}.ln1.gamma`), p(`encoder.${l}.ln1.beta`)) as tf.Tensor3D, keyBias, rope, opts);
-    h = h.add(dropout(a, spec.dropout, opts)) as tf.Tensor3D;
-    const f = feedForward(model, l, layerNorm(h, p(`encoder.${l}.ln2.gamma`), p(`encoder.${l}.ln2.beta`)) as tf.Tensor3D, opts);
-    h = h.add(dropout(f, spec.dropout, opts)) as tf.Tensor3D;
+    const x = h;
+    // One tidy per layer frees its intermediates as it ends, not when the whole forward does (the tensors the
+    // gradient needs are kept by the tape): half the peak memory of prediction (docs/performance.md).
+    h = tf.tidy(() => {
+      const a = selfAttention(model, l, layerNorm(x, p(`encoder.${l}.ln1.gamma`), p(`encoder.${l}.ln1.beta`)) as tf.Tensor3D, keyBias, rope, opts);
+      const x1 = x.add(dropout(a, spec.dropout, opts)) as tf.Tensor3D;
+      const f = feedForward(model, l, layerNorm(x1, p(`encoder.${l}.ln2.gamma`), p(`encoder.${l}.ln2.beta`)) as tf.Tensor3D, opts);
+      return x1.add(dropout(f, spec.dropout, opts)) as tf.Tensor3D;
+    });
   }
   return layerNorm(h, p('encoder.ln.gamma'), p('encoder.ln.beta')) as tf.Tensor3D;
 }
@@ -273,7 +352,7 @@ export function globalPointer(model: Model, h: tf.Tensor3D): tf.Tensor4D {
     q = applyRope(q, cos, sin);
     k = applyRope(k, cos, sin);
   }
-  return tf.matMul(q, k, false, true).div(Math.sqrt(d)) as tf.Tensor4D; // [B, H, L, L]
+  return tf.matMul(q.mul(1 / Math.sqrt(d)), k, false, true) as tf.Tensor4D; // [B, H, L, L]; q scaled: ½ the size
 }
 
 /**

@@ -61,21 +61,22 @@ export function adamWStep(
   state.step += 1;
   const t = state.step;
   const scale = clipNorm > 0 && gradNorm > clipNorm ? clipNorm / gradNorm : 1;
+  // m̂ / (√v̂ + ε) = m · (√c₂ / c₁) / (√v + ε√c₂): the bias corrections become one step size and one ε, and the
+  // clip joins the moments' factors, so a parameter takes 13 ops instead of 18 (docs/performance.md).
   const correction1 = 1 - Math.pow(beta1, t);
   const correction2 = 1 - Math.pow(beta2, t);
+  const epsilonHat = epsilon * Math.sqrt(correction2);
   tf.tidy(() => {
     for (const [name, p] of params) {
-      const g0 = grads.get(name);
-      if (!g0) continue;
-      const g = scale === 1 ? g0 : g0.mul(scale);
+      const g = grads.get(name);
+      if (!g) continue;
       const m = state.m.get(name)!;
       const v = state.v.get(name)!;
-      m.assign(m.mul(beta1).add(g.mul(1 - beta1)));
-      v.assign(v.mul(beta2).add(g.square().mul(1 - beta2)));
-      const update = m.div(correction1).div(v.div(correction2).sqrt().add(epsilon));
+      m.assign(m.mul(beta1).add(g.mul((1 - beta1) * scale)));
+      v.assign(v.mul(beta2).add(g.square().mul((1 - beta2) * scale * scale)));
       const rate = lr * lrScale(name);
-      const decayed = decays(name) && weightDecay > 0 ? p.mul(1 - rate * weightDecay) : p;
-      p.assign(decayed.sub(update.mul(rate)));
+      const update = m.div(v.sqrt().add(epsilonHat)).mul((rate * Math.sqrt(correction2)) / correction1);
+      p.assign((decays(name) && weightDecay > 0 ? p.mul(1 - rate * weightDecay) : p).sub(update));
     }
   });
   return gradNorm;

@@ -11,7 +11,7 @@ import type { Config } from '../config/schema.js';
 import { readCorpus, type ReadReport } from '../data/corpus.js';
 import { batchTensors, disposeBatch, encodeExamples, makeBatches, type EncodeStats } from '../data/encode.js';
 import { TextTokenizer, buildTokenizer } from '../data/tokenizer.js';
-import { GpError } from '../errors.js';
+import { ConfigError, GpError } from '../errors.js';
 import { evaluateExamples, type EvalResult } from '../eval/evaluate.js';
 import type { Scores } from '../eval/metrics.js';
 import { createModel, disposeModel, forward, parameterGroup, type Model, type ModelSpec } from '../model/globalpointer.js';
@@ -156,6 +156,10 @@ export async function train(config: Config, outDir: string, opts: TrainOptions =
   reporter.log(describeStats('train', stats));
 
   // Model and optimizer.
+  if (config.model.bigramBuckets > 0 && tokenizer.vocabSize > 46340) {
+    // The bucket index a·V + b must stay below 2³¹ (src/model/globalpointer.ts, bigramBuckets).
+    throw new ConfigError('model.bigramBuckets', `needs a vocabulary of at most 46,340 entries; the tokenizer has ${tokenizer.vocabSize}`);
+  }
   const spec: ModelSpec =
     encoder.type === 'transformer'
       ? { ...config.model, encoder, vocabSize: tokenizer.vocabSize, numTypes: labels.length, maxLength }
@@ -284,6 +288,10 @@ export async function train(config: Config, outDir: string, opts: TrainOptions =
       reporter.epochEnd(info);
       if (training.patience > 0 && state.evalsWithoutImprovement >= training.patience)
         stoppedEarly = `no better dev F1 in ${training.patience} evaluations (best ${state.best!.f1.toFixed(4)} at epoch ${state.best!.epoch})`;
+      // Epochs so far, resumed ones included, predict the next: stop before it would end past the budget.
+      const spent = (state.history as MetricsRow[]).reduce((sum, h) => sum + h.seconds, 0);
+      if (!stoppedEarly && training.maxMinutes > 0 && epoch < training.epochs && spent * (1 + 1 / state.history.length) > training.maxMinutes * 60)
+        stoppedEarly = `another epoch would end past training.maxMinutes = ${training.maxMinutes} (${(spent / 60).toFixed(1)} min so far)`;
       // The next epoch starts from a fresh position; checkpoint that so a resume never repeats an evaluated epoch.
       state.batchesDone = 0;
       state.lossSum = 0;
