@@ -1,7 +1,7 @@
 /**
- * The pieces scripts/bench.ts and scripts/profile-step.ts share: their flags, the benchmark's inputs, the model spec
- * they imply, and a training step split into its parts (inputs, loss, update) so that the profile can time each part and a candidate
- * rewrite (scripts/fast-step.ts) can replace any of them.
+ * The pieces scripts/bench.ts, scripts/profile-step.ts and scripts/torch-parity.ts share: their flags, the
+ * benchmark's inputs, the model spec they imply, and the loop's training step split into its parts (inputs, loss,
+ * update) so that the profile can time each part.
  */
 import { parseArgs } from 'node:util';
 import * as tf from '@tensorflow/tfjs';
@@ -48,23 +48,20 @@ export function asWindows(batch: BenchData['batches'][number]): Window[] {
   return batch.map((w, example) => ({ example, ids: w.ids, offsets: [], base: 1, targets: w.targets }));
 }
 
-/** One training step in parts. `I` is whatever tensors a batch becomes. */
-export interface StepParts<I extends { dispose(): void }> {
-  input(batch: Window[]): I;
+/** A batch as the loop uploads it: ids, mask and dense targets. */
+export type StepInput = BatchTensors & { dispose(): void };
+
+/** The loop's training step (src/train/train.ts, no regulariser) in parts. */
+export interface StepParts {
+  input(batch: Window[]): StepInput;
   /** The scalar to differentiate with respect to every parameter (called inside tf.variableGrads). */
-  loss(input: I, training: boolean): tf.Scalar;
+  loss(input: StepInput, training: boolean): tf.Scalar;
   /** Clip and apply the gradients (keyed by variable name); returns the gradient norm. */
   update(grads: tf.NamedTensorMap, lr: number): number;
   dispose(): void;
 }
 
-/** Method parameters are bivariant, so any StepParts<I> is one of these; runStep needs no more. */
-export type AnyStepParts = StepParts<{ dispose(): void }>;
-
-type SrcInput = BatchTensors & { dispose(): void };
-
-/** The loop's step: src/train/train.ts with no regulariser. */
-export function srcParts(model: Model, data: BenchData, rng: Rng): StepParts<SrcInput> {
+export function stepParts(model: Model, data: BenchData, rng: Rng): StepParts {
   const optimizer = createAdamWState(model.params);
   return {
     input(batch) {
@@ -81,7 +78,7 @@ export function srcParts(model: Model, data: BenchData, rng: Rng): StepParts<Src
 }
 
 /** As the loop does it: inputs, loss and gradients, loss read back, update unless the loss is not finite, dispose. */
-export function runStep(parts: AnyStepParts, variables: tf.Variable[], batch: Window[], lr: number): number {
+export function runStep(parts: StepParts, variables: tf.Variable[], batch: Window[], lr: number): number {
   const input = parts.input(batch);
   const { value, grads } = tf.variableGrads(() => parts.loss(input, true), variables);
   const loss = value.dataSync()[0];
@@ -125,7 +122,7 @@ const SHARED_FLAGS: Record<string, FlagSpec> = Object.fromEntries(
   ),
 );
 
-/** The shape, input and run-length flags of both scripts, plus each script's own `extra` flags (returned raw). */
+/** The shape, input and run-length flags every script shares, plus each script's own `extra` flags (returned raw). */
 export function parseBenchOptions(argv: string[], extra: Record<string, FlagSpec>): { o: BenchOptions; values: FlagValues } {
   const values: FlagValues = parseArgs({ args: argv, strict: true, options: { ...SHARED_FLAGS, ...extra } }).values;
   const int = (flag: string, fallback: number): number => {

@@ -16,11 +16,10 @@
  *
  * A training step is the loop's own (src/train/train.ts, no regulariser): batchTensors, tf.variableGrads of
  * multilabelCrossEntropy(forward(...)) over every parameter, loss read back, adamWStep (global norm read back, clip,
- * AdamW), everything disposed. `--backends tensorflow:fast` runs scripts/fast-step.ts's rewrite of the same step
- * (and of prediction's forward) instead, `tensorflow:gelu+loss` only the rewrites named; see that file.
+ * AdamW), everything disposed.
  *
  * Options, defaults in brackets:
- *   --backends   [tensorflow,wasm: those that load here]; BACKEND[:IMPL], comma-separated
+ *   --backends   [tensorflow,wasm: those that load here]; any of tensorflow, wasm, cpu, comma-separated
  *   --steps      [tensorflow 10, wasm 3, cpu 1; torch as tensorflow]   --warmup [2]   --repeats [3]   --rounds [1]
  *   --batch [16]  --length [128]  --min-length [= length: every window full]  --dim [256]  --layers [2]  --heads [4]
  *   --head [globalpointer | efficient]  --head-size [64]  --types [10]  --vocab [4000]  --gold [≤ 3 cells per window]
@@ -43,12 +42,11 @@ import { predictEntities } from '../src/eval/evaluate.js';
 import { createModel, disposeModel } from '../src/model/globalpointer.js';
 import { writeFileAtomic } from '../src/io.js';
 import { Rng } from '../src/rng.js';
-import { asWindows, makeData, parseBenchOptions, runStep, specOf, srcParts, type AnyStepParts, type BenchData } from './bench-step.js';
+import { asWindows, makeData, parseBenchOptions, runStep, specOf, stepParts, type BenchData } from './bench-step.js';
 
 /** What every child prints as its last stdout line. */
 export interface ProcessResult {
   name: string;
-  impl?: string;
   version: string;
   threads?: number;
   train: Array<{ seconds: number; tokensPerSecond: number; paddedPerSecond: number; rssMB: number; tensors?: number }>;
@@ -64,14 +62,12 @@ export interface ProcessResult {
 
 const rssMB = () => process.resourceUsage().maxRSS / 1024;
 
-async function runChild(spec: string, dataFile: string): Promise<ProcessResult> {
-  const [backend, impl = 'src'] = spec.split(':');
+async function runChild(backend: LoadedBackendName, dataFile: string): Promise<ProcessResult> {
   const data = JSON.parse(readFileSync(dataFile, 'utf8')) as BenchData;
-  const info = await initBackend(backend as LoadedBackendName, { threads: backend === 'tensorflow' ? data.threads : undefined });
+  const info = await initBackend(backend, { threads: backend === 'tensorflow' ? data.threads : undefined });
   const rng = new Rng(data.seed);
   const model = createModel(specOf(data), data.seed);
-  const fast = impl === 'src' ? null : await import('./fast-step.js');
-  const parts: AnyStepParts = fast ? fast.fastParts(model, data, rng, impl) : srcParts(model, data, rng);
+  const parts = stepParts(model, data, rng);
   const variables = [...model.params.values()];
   const batches = data.batches.map(asWindows);
   let k = 0;
@@ -101,7 +97,7 @@ async function runChild(spec: string, dataFile: string): Promise<ProcessResult> 
   const labels = Array.from({ length: data.shape.types }, (_, h) => `T${h}`);
   const opts = { maxLength: data.shape.length, overlap: 32, batchSize: data.predictBatchSize, threshold: data.threshold };
   if (tokenizer.vocabSize > data.shape.vocab) throw new Error(`tokenizer has ${tokenizer.vocabSize} entries, the model ${data.shape.vocab}`);
-  const predict = (texts: string[]) => (fast ? fast.fastPredictEntities(model, tokenizer, labels, texts, opts, impl) : predictEntities(model, tokenizer, labels, texts, opts));
+  const predict = (texts: string[]) => predictEntities(model, tokenizer, labels, texts, opts);
   predict(data.texts.slice(0, data.predictBatchSize));
   const chars = data.texts.reduce((n, t) => n + t.length, 0);
   const predictRuns: ProcessResult['predict'] = [];
@@ -114,7 +110,7 @@ async function runChild(spec: string, dataFile: string): Promise<ProcessResult> 
   const parameters = [...model.params.values()].reduce((n, v) => n + v.size, 0);
   disposeModel(model);
   return {
-    name: info.name, impl, version: `${info.package} ${info.version}`, threads: info.threads, train, predict: predictRuns, trainPeakRssMB,
+    name: info.name, version: `${info.package} ${info.version}`, threads: info.threads, train, predict: predictRuns, trainPeakRssMB,
     peakRssMB: rssMB(), tensorsAfterWarmup, parameters,
   };
 }
@@ -132,11 +128,11 @@ function lastJsonLine(stdout: string): unknown {
   return JSON.parse(line);
 }
 
-function runTfjs(spec: string, dataFile: string, env: NodeJS.ProcessEnv): ProcessResult {
-  const child = spawnSync(process.execPath, [...process.execArgv, process.argv[1], '--child', spec, '--data', dataFile], { env, encoding: 'utf8', maxBuffer: 1 << 26 });
+function runTfjs(backend: LoadedBackendName, dataFile: string, env: NodeJS.ProcessEnv): ProcessResult {
+  const child = spawnSync(process.execPath, [...process.execArgv, process.argv[1], '--child', backend, '--data', dataFile], { env, encoding: 'utf8', maxBuffer: 1 << 26 });
   if (child.status !== 0) {
     const why = child.stderr.split('\n').filter((l) => /Error|error:/.test(l)).slice(0, 3).join(' | ') || `exit ${child.status}`;
-    return { name: spec, version: '', train: [], predict: [], trainPeakRssMB: 0, peakRssMB: 0, parameters: 0, error: why };
+    return { name: backend, version: '', train: [], predict: [], trainPeakRssMB: 0, peakRssMB: 0, parameters: 0, error: why };
   }
   return lastJsonLine(child.stdout) as ProcessResult;
 }
@@ -225,14 +221,16 @@ async function main(): Promise<void> {
   const argv = process.argv.slice(2);
   const childAt = argv.indexOf('--child');
   if (childAt >= 0) {
-    const result = await runChild(argv[childAt + 1], argv[argv.indexOf('--data') + 1]);
+    const result = await runChild(argv[childAt + 1] as LoadedBackendName, argv[argv.indexOf('--data') + 1]);
     process.stdout.write(JSON.stringify(result) + '\n');
     return;
   }
   const { o, values } = parseBenchOptions(argv, {
     backends: { type: 'string' }, rounds: { type: 'string' }, env: { type: 'string', multiple: true }, 'no-torch': { type: 'boolean' }, json: { type: 'string' },
   });
-  const specs = typeof values.backends === 'string' ? values.backends.split(',').filter(Boolean) : availableBackends();
+  const names = typeof values.backends === 'string' ? values.backends.split(',').filter(Boolean) : availableBackends();
+  for (const b of names) if (!Object.hasOwn(DEFAULT_STEPS, b)) throw new Error(`--backends: "${b}" is not one of ${Object.keys(DEFAULT_STEPS).join(', ')}`);
+  const backends = names as LoadedBackendName[];
   const rounds = Number(values.rounds ?? 1);
   const useTorch = !values['no-torch'];
   const json = typeof values.json === 'string' ? values.json : undefined;
@@ -242,7 +240,7 @@ async function main(): Promise<void> {
     if (eq <= 0) throw new Error(`--env: expected KEY=VALUE, got "${kv}"`);
     env[kv.slice(0, eq)] = kv.slice(eq + 1);
   }
-  const stepsFor = (spec: string) => o.steps ?? DEFAULT_STEPS[spec.split(':')[0] as LoadedBackendName] ?? 1;
+  const stepsFor = (backend: LoadedBackendName) => o.steps ?? DEFAULT_STEPS[backend];
   const torchSteps = o.steps ?? DEFAULT_STEPS.tensorflow;
   const dir = mkdtempSync(join(tmpdir(), 'gp-bench-'));
   const files = new Map<number, string>();
@@ -264,9 +262,9 @@ async function main(): Promise<void> {
         log(`round ${round}: torch (${torchSteps} steps × ${o.repeats})`);
         push('torch', runTorch(fileFor(torchSteps)));
       }
-      for (const spec of specs) {
-        log(`round ${round}: ${spec} (${stepsFor(spec)} steps × ${o.repeats})`);
-        push(spec, runTfjs(spec, fileFor(stepsFor(spec)), env));
+      for (const backend of backends) {
+        log(`round ${round}: ${backend} (${stepsFor(backend)} steps × ${o.repeats})`);
+        push(backend, runTfjs(backend, fileFor(stepsFor(backend)), env));
       }
     }
   } finally {
@@ -274,7 +272,7 @@ async function main(): Promise<void> {
   }
   const torchRow = useTorch ? summarise('torch', results.get('torch')!, torchSteps, undefined) : undefined;
   const torchOk = torchRow && !torchRow.error ? torchRow : undefined;
-  const rows = [...(torchRow ? [torchRow] : []), ...specs.map((s) => summarise(s, results.get(s)!, stepsFor(s), torchOk))];
+  const rows = [...(torchRow ? [torchRow] : []), ...backends.map((b) => summarise(b, results.get(b)!, stepsFor(b), torchOk))];
   const cpu = cpus()[0]?.model ?? 'unknown CPU';
   const command = ['node', ...process.execArgv, relative(process.cwd(), process.argv[1]), ...argv].join(' ');
   const machine = `${cpu}, ${availableParallelism()} cores, Node ${process.version}`;
@@ -284,7 +282,7 @@ async function main(): Promise<void> {
   if (!torchRow) process.stdout.write('\n(PyTorch reference not run: --no-torch)\n');
   else if (torchRow.error) process.stdout.write(`\nPyTorch reference skipped: ${torchRow.error}\n`);
   if (json) {
-    const record = { command, machine, shape, options: { ...o, backends: specs, rounds, env: values.env ?? [] }, date: new Date().toISOString(), rows, raw: Object.fromEntries(results) };
+    const record = { command, machine, shape, options: { ...o, backends, rounds, env: values.env ?? [] }, date: new Date().toISOString(), rows, raw: Object.fromEntries(results) };
     writeFileAtomic(json, JSON.stringify(record, null, 2) + '\n');
   }
 }

@@ -1,19 +1,19 @@
 /**
- * Where a training step's time goes (issue #5): the step of scripts/bench.ts (the loop's own, or a candidate rewrite
- * from scripts/fast-step.ts) timed by phase, then one step's kernels from tf.profile, per kernel name, split into
- * forward, backward and update. Prints Markdown for docs/performance.md.
+ * Where a training step's time goes (issue #5): the step of scripts/bench.ts (the loop's own) timed by phase, then
+ * one step's kernels from tf.profile, per kernel name, split into forward, backward and update; then prediction by
+ * stage. Prints Markdown for docs/performance.md.
  *
- *   node --import tsx scripts/profile-step.ts [--backend tensorflow] [--impl src] [--iters 5] [--json out.json]
+ *   node --import tsx scripts/profile-step.ts [--backend tensorflow] [--iters 5] [--json out.json]
  *
  * Shape flags as for bench.ts (--batch 16 --length 128 --dim 256 ...). Phase times are medians over --iters runs
  * after --warmup steps. Backward is (forward + backward) − forward; kernel times are what the backend reports per
  * kernel (tensorflow: wall time around the libtensorflow call), so "outside kernels" is the wall time of the profiled
- * call minus the kernels': tfjs's engine and tape, JavaScript work and ops that are not kernels, e.g.
- * tf.randomUniform, which fills its buffer in JavaScript (and so the dropout masks).
+ * call minus the kernels': tfjs's engine and tape, and JavaScript work and ops that are not kernels, e.g.
+ * tf.randomUniform, which fills its buffer in JavaScript (dropout's noise on backends other than tensorflow).
  */
 import { availableParallelism, cpus } from 'node:os';
 import * as tf from '@tensorflow/tfjs';
-import { initBackend, type LoadedBackendName } from '../src/backend.js';
+import { initBackend, nativeUniform, type LoadedBackendName } from '../src/backend.js';
 import { writeFileAtomic } from '../src/io.js';
 import { batchTensors, disposeBatch, encodeExamples, makeBatches } from '../src/data/encode.js';
 import { buildTokenizer } from '../src/data/tokenizer.js';
@@ -22,13 +22,12 @@ import { predictEntities } from '../src/eval/evaluate.js';
 import { createModel, disposeModel, forward } from '../src/model/globalpointer.js';
 import { globalNorm } from '../src/train/optimizer.js';
 import { Rng } from '../src/rng.js';
-import { asWindows, makeData, parseBenchOptions, runStep, specOf, srcParts, type AnyStepParts } from './bench-step.js';
+import { asWindows, makeData, parseBenchOptions, runStep, specOf, stepParts, type StepInput } from './bench-step.js';
 
 const { o, values } = parseBenchOptions(process.argv.slice(2), {
-  backend: { type: 'string' }, impl: { type: 'string' }, iters: { type: 'string' }, json: { type: 'string' },
+  backend: { type: 'string' }, iters: { type: 'string' }, json: { type: 'string' },
 });
 const backend = (typeof values.backend === 'string' ? values.backend : 'tensorflow') as LoadedBackendName;
-const impl = typeof values.impl === 'string' ? values.impl : 'src';
 const iters = Number(values.iters ?? 5);
 const data = makeData(o, 1);
 const info = await initBackend(backend, { threads: backend === 'tensorflow' ? o.threads : undefined });
@@ -37,7 +36,7 @@ tf.env().set('CHECK_COMPUTATION_FOR_ERRORS', false);
 const rng = new Rng(data.seed);
 const model = createModel(specOf(data), data.seed);
 const variables = [...model.params.values()];
-const parts: AnyStepParts = impl === 'src' ? srcParts(model, data, rng) : (await import('./fast-step.js')).fastParts(model, data, rng, impl);
+const parts = stepParts(model, data, rng);
 const batches = data.batches.map(asWindows);
 const { lr } = data.training;
 let k = 0;
@@ -60,7 +59,7 @@ function phase<S>(setup: () => S, timed: (s: S) => void, teardown: (s: S) => voi
   return median(ms);
 }
 
-const gradsOf = (input: ReturnType<AnyStepParts['input']>) => tf.variableGrads(() => parts.loss(input, true), variables);
+const gradsOf = (input: StepInput) => tf.variableGrads(() => parts.loss(input, true), variables);
 type Grads = ReturnType<typeof gradsOf>;
 const disposeGrads = (g: Grads) => tf.dispose([g.value, ...Object.values(g.grads)]);
 
@@ -69,12 +68,12 @@ const dropoutShapes = [[B, L, D], ...Array.from({ length: layers }, () => [[B, h
 
 const phases: Array<[string, number]> = [
   ['whole step (as the loop runs it)', phase(() => next(), (b) => void runStep(parts, variables, b, lr))],
-  [`inputs built and uploaded (src: ids, mask and dense targets [${B}, ${H}, ${L}, ${L}])`, phase(() => next(), (b) => parts.input(b).dispose())],
+  [`inputs built and uploaded (ids, mask and dense targets [${B}, ${H}, ${L}, ${L}])`, phase(() => next(), (b) => parts.input(b).dispose())],
   ['forward + loss, dropout on (no tape)', phase(() => parts.input(next()), (i) => void tf.tidy(() => parts.loss(i, true)).dataSync(), (i) => i.dispose())],
   ['forward + loss, dropout off (no tape)', phase(() => parts.input(next()), (i) => void tf.tidy(() => parts.loss(i, false)).dataSync(), (i) => i.dispose())],
   [
-    `tf.randomUniform for the dropout masks alone (${(dropoutShapes.reduce((n, s) => n + s.reduce((a, b) => a * b, 1), 0) / 1e6).toFixed(1)} M numbers)`,
-    phase(() => null, () => tf.dispose(dropoutShapes.map((s) => tf.randomUniform(s, 0, 1, 'float32', rng.seed())))),
+    `dropout's uniform noise alone, as src draws it (${(dropoutShapes.reduce((n, s) => n + s.reduce((a, b) => a * b, 1), 0) / 1e6).toFixed(1)} M numbers)`,
+    phase(() => null, () => tf.dispose(dropoutShapes.map((s) => nativeUniform(s, rng.seed()) ?? tf.randomUniform(s, 0, 1, 'float32', rng.seed())))),
   ],
   ['forward + backward (tf.variableGrads), loss read back', phase(() => parts.input(next()), (i) => {
     const g = gradsOf(i);
@@ -110,8 +109,8 @@ interface KernelRow {
 type Profile = Awaited<ReturnType<typeof tf.profile>>;
 
 /**
- * Kernels only: tf.customGrad ops (src's embedding lookup, fast-step's fused ops) are recorded too, as scopes whose
- * time includes the kernels inside them, which are recorded as well.
+ * Kernels only: tf.customGrad ops (src's embedding lookup, dense, LayerNorm, GELU and loss) are recorded too, as
+ * scopes whose time includes the kernels inside them, which are recorded as well.
  */
 const isKernel = (name: string) => tf.getKernel(name, tf.getBackend()) !== undefined;
 
@@ -188,7 +187,7 @@ const sites = [...bySite].sort((a, b) => b[1].ms - a[1].ms).slice(0, 25);
 const f1 = (n: number) => n.toFixed(1);
 const step = phases[0][1];
 const out: string[] = [];
-out.push(`Backend ${info.name} (${info.package} ${info.version}${info.threads ? `, ${info.threads} threads` : ''}), impl ${impl}, ${cpus()[0]?.model ?? ''} × ${availableParallelism()}`);
+out.push(`Backend ${info.name} (${info.package} ${info.version}${info.threads ? `, ${info.threads} threads` : ''}), ${cpus()[0]?.model ?? ''} × ${availableParallelism()}`);
 out.push(`batch ${B} × ${L}, d${D}, ${layers} layers, ${h} heads, ${H} types × ${data.shape.headSize}, vocab ${data.shape.vocab}; medians of ${iters} after ${o.warmup} warm-up steps`);
 out.push('', '| phase | ms | share of the step |', '|---|---:|---:|');
 for (const [name, ms] of phases) out.push(`| ${name} | ${f1(ms)} | ${((100 * ms) / step).toFixed(0)}% |`);
@@ -250,6 +249,6 @@ out.push(`| total (${Math.round(chars / (predictTotal / 1000))} chars/s) | ${f1(
 process.stdout.write(out.slice(reportLines).join('\n') + '\n');
 
 if (typeof values.json === 'string') {
-  writeFileAtomic(values.json, JSON.stringify({ backend: info, impl, options: o, phases, kernels: kernelTable, sites, predict: stages }, null, 2) + '\n');
+  writeFileAtomic(values.json, JSON.stringify({ backend: info, options: o, phases, kernels: kernelTable, sites, predict: stages }, null, 2) + '\n');
 }
 disposeModel(model);

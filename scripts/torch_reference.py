@@ -5,7 +5,7 @@ measured side by side on one machine in one invocation.
 
     python3 scripts/torch_reference.py DATA.json  →  one JSON object on stdout
     python3 scripts/torch_reference.py DATA.json --check WEIGHTS.json  →  {loss, gradNorm, lossAfterStep} with gp's
-        initial parameters (name → flat values), for scripts/fast-step-check.ts to compare with gp's own
+        initial parameters (name → flat values), for scripts/torch-parity.ts to compare with gp's own
 
 DATA.json is written by bench.ts (shapes, hyper-parameters, training batches, prediction texts). Without torch
 this prints {"error": "..."} and exits 3, which bench.ts reports as "skipped".

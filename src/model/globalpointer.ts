@@ -223,6 +223,22 @@ export function applyRope(x: tf.Tensor, cos: tf.Tensor2D, sin: tf.Tensor2D): tf.
   return x.mul(cos).add(rotated.mul(sin));
 }
 
+/**
+ * q·qScale and k after RoPE, from q and k stacked as [2, N, L, d]: one rotation for both, with qScale folded into
+ * q's half of the tables (so attention's 1/√d costs nothing). Without `rope`, only the scaling. Returns [N, L, d] each.
+ */
+export function scaledRopePair(stacked: tf.Tensor, qScale: number, rope: boolean): [tf.Tensor, tf.Tensor] {
+  const [, , L, d] = (stacked as tf.Tensor4D).shape;
+  if (!rope) {
+    const [q, k] = tf.unstack(stacked);
+    return [q.mul(qScale), k];
+  }
+  const { cos, sin } = ropeTables(L, d);
+  const scales = tf.tensor1d([qScale, 1]).reshape([2, 1, 1, 1]);
+  const [q, k] = tf.unstack(applyRope(stacked, cos.mul(scales) as tf.Tensor2D, sin.mul(scales) as tf.Tensor2D)); // tables [2, 1, L, d]
+  return [q, k];
+}
+
 /** Valid cells [B, 1, L, L]: 1 where i ≤ j and both tokens are real, else 0. mask [B, L] of 0/1. */
 export function spanValidity(mask: tf.Tensor2D): tf.Tensor4D {
   return tf.tidy(() => {
@@ -262,23 +278,18 @@ function selfAttention(
   layer: number,
   x: tf.Tensor3D, // [B, L, D]
   keyBias: tf.Tensor, // [B, 1, 1, L]
-  rope: { cos: tf.Tensor2D; sin: tf.Tensor2D } | null,
   opts: ForwardOptions,
 ): tf.Tensor3D {
   const p = (n: string) => model.params.get(`encoder.${layer}.attn.${n}`)!;
   const [B, L, D] = x.shape;
-  const heads = model.spec.encoder.heads;
+  const { heads, positions } = model.spec.encoder as TransformerConfig;
   const dh = D / heads;
-  const toHeads = (t: tf.Tensor) => t.reshape([B, L, heads, dh]).transpose([0, 2, 1, 3]); // [B, h, L, dh]
-  const [q0, k0, v0] = tf.split(dense(x, p('qkv.kernel'), p('qkv.bias')), 3, -1);
-  let q = toHeads(q0);
-  let k = toHeads(k0);
-  const v = toHeads(v0);
-  if (rope) {
-    q = applyRope(q, rope.cos, rope.sin);
-    k = applyRope(k, rope.cos, rope.sin);
-  }
-  const scores = tf.matMul(q.mul(1 / Math.sqrt(dh)), k, false, true).add(keyBias); // [B, h, L, L]
+  const [qk, v0] = tf.split(dense(x, p('qkv.kernel'), p('qkv.bias')), [2 * D, D], -1); // [B, L, 2D], [B, L, D]
+  // q and k as [2, B·h, L, dh]: rank 4, since wasm slices rank-5 tensors on a generic path ≈ 100× slower.
+  const stacked = qk.reshape([B, L, 2, heads, dh]).transpose([2, 0, 3, 1, 4]).reshape([2, B * heads, L, dh]);
+  const [q, k] = scaledRopePair(stacked, 1 / Math.sqrt(dh), positions === 'rope').map((t) => t.reshape([B, heads, L, dh]));
+  const v = v0.reshape([B, L, heads, dh]).transpose([0, 2, 1, 3]); // [B, h, L, dh]
+  const scores = tf.matMul(q, k, false, true).add(keyBias); // [B, h, L, L]
   const probs = dropout(tf.softmax(scores), model.spec.encoder.attentionDropout, opts);
   const context = tf.matMul(probs, v).transpose([0, 2, 1, 3]).reshape([B, L, D]); // [B, L, D]
   return dense(context, p('out.kernel'), p('out.bias')) as tf.Tensor3D;
@@ -321,14 +332,13 @@ export function encode(model: Model, x: tf.Tensor3D, mask: tf.Tensor2D, opts: Fo
   const [B, L, D] = x.shape;
   const p = (n: string) => params.get(n)!;
   const keyBias = mask.sub(1).mul(1e9).reshape([B, 1, 1, L]); // padding keys get −1e9 before softmax
-  const rope = spec.encoder.positions === 'rope' ? ropeTables(L, D / spec.encoder.heads) : null;
   let h = dropout(x, spec.dropout, opts) as tf.Tensor3D;
   for (let l = 0; l < spec.encoder.layers; l++) {
     const x = h;
     // One tidy per layer frees its intermediates as it ends, not when the whole forward does (the tensors the
     // gradient needs are kept by the tape): half the peak memory of prediction (docs/performance.md).
     h = tf.tidy(() => {
-      const a = selfAttention(model, l, layerNorm(x, p(`encoder.${l}.ln1.gamma`), p(`encoder.${l}.ln1.beta`)) as tf.Tensor3D, keyBias, rope, opts);
+      const a = selfAttention(model, l, layerNorm(x, p(`encoder.${l}.ln1.gamma`), p(`encoder.${l}.ln1.beta`)) as tf.Tensor3D, keyBias, opts);
       const x1 = x.add(dropout(a, spec.dropout, opts)) as tf.Tensor3D;
       const f = feedForward(model, l, layerNorm(x1, p(`encoder.${l}.ln2.gamma`), p(`encoder.${l}.ln2.beta`)) as tf.Tensor3D, opts);
       return x1.add(dropout(f, spec.dropout, opts)) as tf.Tensor3D;
@@ -346,13 +356,9 @@ export function globalPointer(model: Model, h: tf.Tensor3D): tf.Tensor4D {
   const { numTypes: H, head } = model.spec;
   const d = head.size;
   const qk = dense(h, model.params.get('head.qk.kernel')!, model.params.get('head.qk.bias')!); // [B, L, H·2d]
-  let [q, k] = tf.split(qk.reshape([B, L, H, 2 * d]).transpose([0, 2, 1, 3]), 2, -1); // [B, H, L, d] each
-  if (head.rope) {
-    const { cos, sin } = ropeTables(L, d);
-    q = applyRope(q, cos, sin);
-    k = applyRope(k, cos, sin);
-  }
-  return tf.matMul(q.mul(1 / Math.sqrt(d)), k, false, true) as tf.Tensor4D; // [B, H, L, L]; q scaled: ½ the size
+  const stacked = qk.reshape([B, L, H, 2, d]).transpose([3, 0, 2, 1, 4]).reshape([2, B * H, L, d]);
+  const [q, k] = scaledRopePair(stacked, 1 / Math.sqrt(d), head.rope).map((t) => t.reshape([B, H, L, d]));
+  return tf.matMul(q, k, false, true) as tf.Tensor4D; // [B, H, L, L]
 }
 
 /**
@@ -364,13 +370,8 @@ export function efficientGlobalPointer(model: Model, h: tf.Tensor3D): tf.Tensor4
   const { numTypes: H, head } = model.spec;
   const d = head.size;
   const qkRaw = dense(h, model.params.get('head.qk.kernel')!, model.params.get('head.qk.bias')!); // [B, L, 2d]
-  let [q, k] = tf.split(qkRaw, 2, -1); // [B, L, d] each
-  if (head.rope) {
-    const { cos, sin } = ropeTables(L, d);
-    q = applyRope(q, cos, sin);
-    k = applyRope(k, cos, sin);
-  }
-  const shared = tf.matMul(q, k, false, true).div(Math.sqrt(d)).expandDims(1); // [B, 1, L, L]
+  const [q, k] = scaledRopePair(qkRaw.reshape([B, L, 2, d]).transpose([2, 0, 1, 3]), 1 / Math.sqrt(d), head.rope); // [B, L, d] each
+  const shared = tf.matMul(q, k, false, true).expandDims(1); // [B, 1, L, L]
   const bias = dense(qkRaw, model.params.get('head.bias.kernel')!, model.params.get('head.bias.bias')!).div(2); // [B, L, 2H]
   const [startBias, endBias] = tf.split(bias.reshape([B, L, H, 2]).transpose([0, 2, 1, 3]), 2, -1); // [B, H, L, 1]
   return shared.add(startBias).add(endBias.transpose([0, 1, 3, 2])) as tf.Tensor4D;
