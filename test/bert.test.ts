@@ -233,7 +233,7 @@ function parity(dir: string): { worst: number; cases: number; paddedRows: number
     const hidden = tf.tidy(() => {
       const idsT = tf.tensor2d(ids.data, ids.shape as [number, number], 'int32');
       const maskT = tf.tensor2d(mask.data, mask.shape as [number, number], 'float32');
-      return encode(model, embed(model, idsT), maskT, { training: false });
+      return encode(model, embed(model, idsT, maskT), maskT, { training: false });
     });
     assert.deepEqual(hidden.shape, reference.shape);
     worst = Math.max(worst, maxAbsDiff(hidden.dataSync(), reference.data));
@@ -263,7 +263,7 @@ test('a LayerNorm gain and bias swapped breaks parity (the comparison can fail)'
   gain.assign(bias);
   bias.assign(g);
   const hidden = tf.tidy(() =>
-    encode(model, embed(model, tf.tensor2d(ids.data, ids.shape as [number, number], 'int32')), tf.tensor2d(mask.data, mask.shape as [number, number]), { training: false }),
+    encode(model, embed(model, tf.tensor2d(ids.data, ids.shape as [number, number], 'int32'), tf.tensor2d(mask.data, mask.shape as [number, number])), tf.tensor2d(mask.data, mask.shape as [number, number]), { training: false }),
   );
   assert.ok(maxAbsDiff(hidden.dataSync(), tensors.get('case0.hidden')!.data) > 0.01);
 });

@@ -7,6 +7,7 @@ import {
   bigramBuckets,
   createModel,
   embed,
+  lstmDirection,
   embeddingLookup,
   forward,
   ropeTables,
@@ -126,10 +127,11 @@ test('forward leaks no tensors', () => {
   assert.equal(tf.memory().numTensors, before);
 });
 
-test('bigram buckets hash (token i, token i+1) as (a·V + b) mod K, the last token paired with 0', () => {
-  const ids = tf.tensor2d([[3, 7, 19, 2], [5, 5, 0, 0]], [2, 4], 'int32');
-  const got = bigramBuckets(ids, 20, 50).arraySync();
-  assert.deepEqual(got, [[(3 * 20 + 7) % 50, (7 * 20 + 19) % 50, (19 * 20 + 2) % 50, (2 * 20) % 50], [(5 * 20 + 5) % 50, (5 * 20) % 50, 0, 0]]);
+test('bigram buckets hash (token i, token i+1) as (a·V + b) mod K; before padding or at the end, the pair is (a, 0)', () => {
+  const ids = tf.tensor2d([[3, 7, 19, 2], [5, 5, 9, 9]], [2, 4], 'int32');
+  const mask = tf.tensor2d([[1, 1, 1, 1], [1, 1, 0, 0]]);
+  const got = bigramBuckets(ids, mask, 20, 50).arraySync();
+  assert.deepEqual(got, [[(3 * 20 + 7) % 50, (7 * 20 + 19) % 50, (19 * 20 + 2) % 50, (2 * 20) % 50], [(5 * 20 + 5) % 50, (5 * 20) % 50, (9 * 20) % 50, (9 * 20) % 50]]);
 });
 
 test('bigram embeddings add a table whose gradient reaches exactly the buckets used', () => {
@@ -137,13 +139,44 @@ test('bigram embeddings add a table whose gradient reaches exactly the buckets u
   const table = model.params.get('embeddings.bigram')!;
   assert.deepEqual(table.shape, [50, 16]);
   const ids = tf.tensor2d([[3, 7, 19]], [1, 3], 'int32');
+  const mask = tf.ones([1, 3]) as tf.Tensor2D;
   // The embedding is the token's row plus its bigram's row.
-  const x = embed(model, ids).arraySync()[0];
+  const x = embed(model, ids, mask).arraySync()[0];
   const word = model.params.get('embeddings.word')!.arraySync() as number[][];
   const rows = table.arraySync() as number[][];
   const used = [(3 * 20 + 7) % 50, (7 * 20 + 19) % 50, (19 * 20) % 50];
   used.forEach((bucket, i) => x[i].forEach((v, k) => assert.ok(Math.abs(v - word[[3, 7, 19][i]][k] - rows[bucket][k]) < 1e-6)));
-  const { grads } = tf.variableGrads(() => embed(model, ids).square().sum() as tf.Scalar, [table]);
+  const { grads } = tf.variableGrads(() => embed(model, ids, mask).square().sum() as tf.Scalar, [table]);
   const norms = tf.norm(grads[table.name], 'euclidean', 1).arraySync() as number[];
   norms.forEach((n, bucket) => assert.equal(n > 0, used.includes(bucket), `bucket ${bucket}: ‖g‖ ${n}`));
+});
+
+for (const [name, over] of [
+  ['transformer with bigrams', { bigramBuckets: 50 }],
+  ['bilstm with bigrams', { bigramBuckets: 50, encoder: { type: 'bilstm', layers: 2 } }],
+] as Array<[string, Partial<ModelSpec>]>) {
+  test(`${name}: a text's logits do not depend on its batch's padding, whatever the pad id`, () => {
+    const model = createModel(spec(over), 5);
+    const short = forward(model, tf.tensor2d([[4, 2, 3]], [1, 3], 'int32'), tf.tensor2d([[1, 1, 1]]), { training: false });
+    const padded = forward(model, tf.tensor2d([[4, 2, 3, 7, 7]], [1, 5], 'int32'), tf.tensor2d([[1, 1, 1, 0, 0]]), { training: false });
+    const a = short.arraySync() as number[][][][];
+    const b = padded.arraySync() as number[][][][];
+    for (let h = 0; h < 3; h++) for (let i = 0; i < 3; i++) for (let j = i; j < 3; j++) assert.ok(Math.abs(a[0][h][i][j] - b[0][h][i][j]) < 1e-4, `type ${h} cell (${i}, ${j})`);
+  });
+}
+
+test('bilstm: the forward LSTM reads only the past, the backward LSTM only the future', () => {
+  const model = createModel(spec({ encoder: { type: 'bilstm', layers: 1 } }), 5);
+  const mask = tf.ones([1, 4]) as tf.Tensor2D;
+  const states = (ids: number[], reverse: boolean) =>
+    lstmDirection(model, `encoder.0.${reverse ? 'bw' : 'fw'}`, embed(model, tf.tensor2d([ids], [1, 4], 'int32'), mask), mask, reverse);
+  const change = (a: tf.Tensor, b: tf.Tensor) => (tf.abs(a.sub(b)).max(-1).arraySync() as number[][])[0];
+  // The last token changes: forward states before it stay, the last changes; backward states all change.
+  const fw = change(states([1, 2, 3, 4], false), states([1, 2, 3, 9], false));
+  assert.deepEqual(fw.map((v) => v > 0), [false, false, false, true]);
+  const bw = change(states([1, 2, 3, 4], true), states([1, 2, 3, 9], true));
+  assert.deepEqual(bw.map((v) => v > 0), [true, true, true, true]);
+  // The first token changes: backward states after it stay.
+  const bw0 = change(states([1, 2, 3, 4], true), states([9, 2, 3, 4], true));
+  assert.deepEqual(bw0.map((v) => v > 0), [true, false, false, false]);
 });

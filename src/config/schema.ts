@@ -50,6 +50,12 @@ export const TransformerSchema = z.strictObject({
   attentionDropout: rate.default(0.1),
 });
 
+/** A stacked bidirectional LSTM: each direction has dim/2 units, so its output keeps the model's width. */
+export const BilstmSchema = z.strictObject({
+  type: z.literal('bilstm'),
+  layers: positiveInt.default(1),
+});
+
 /** A pretrained Hugging Face BERT-family checkpoint; its config.json fixes the sizes, so `dim` does not apply. */
 export const BertSchema = z.strictObject({
   type: z.literal('bert'),
@@ -66,7 +72,7 @@ export const ModelSchema = z.strictObject({
    * embedding (bigrams carry much of Chinese word segmentation, which character NER lacks). 0 turns them off.
    */
   bigramBuckets: z.number().int().nonnegative().default(0),
-  encoder: z.discriminatedUnion('type', [TransformerSchema, BertSchema]).prefault({ type: 'transformer' }),
+  encoder: z.discriminatedUnion('type', [TransformerSchema, BilstmSchema, BertSchema]).prefault({ type: 'transformer' }),
   head: z
     .strictObject({
       type: z.enum(['globalpointer', 'efficient']).default('globalpointer'),
@@ -75,10 +81,15 @@ export const ModelSchema = z.strictObject({
       rope: z.boolean().default(true),
     })
     .prefault({}),
-}).refine((m) => m.encoder.type !== 'bert' || m.bigramBuckets === 0, {
-  message: 'bigramBuckets applies to the transformer encoder; a pretrained BERT has its own embeddings',
-  path: ['bigramBuckets'],
-});
+})
+  .refine((m) => m.encoder.type !== 'bilstm' || m.dim % 2 === 0, {
+    message: 'a bilstm encoder splits dim between its two directions, so dim must be even',
+    path: ['dim'],
+  })
+  .refine((m) => m.encoder.type !== 'bert' || m.bigramBuckets === 0, {
+    message: 'bigramBuckets applies to encoders trained from scratch; a pretrained BERT has its own embeddings',
+    path: ['bigramBuckets'],
+  });
 
 /**
  * A value that moves over training: `warmup` steps at 0 (for λ) or ramping up (for the LR), then a shape.
@@ -163,6 +174,7 @@ export type Config = z.infer<typeof ConfigSchema>;
 export type ConfigInput = z.input<typeof ConfigSchema>;
 export type ModelConfig = Config['model'];
 export type TransformerConfig = z.infer<typeof TransformerSchema>;
+export type BilstmConfig = z.infer<typeof BilstmSchema>;
 export type BertEncoderConfig = z.infer<typeof BertSchema>;
 export type TrainingConfig = Config['training'];
 export type DataConfig = Config['data'];

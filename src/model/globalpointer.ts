@@ -1,6 +1,6 @@
 /**
- * The model: token embedding → pre-LN transformer → GlobalPointer span head. A pretrained BERT
- * encoder (src/model/bert.ts) can take the transformer's place.
+ * The model: token embedding → pre-LN transformer → GlobalPointer span head. A BiLSTM, or a pretrained BERT
+ * encoder (src/model/bert.ts), can take the transformer's place.
  *
  *   ids [B, L] ─► embed [B, L, D] ─► N × (x + attn(LN x), x + ffn(LN x)) ─► LN ─► head ─► logits [B, H, L, L]
  *
@@ -12,13 +12,13 @@
  * because wasm has no UnsortedSegmentSum and the cpu backend's gather gradient is pathologically slow).
  */
 import * as tf from '@tensorflow/tfjs';
-import type { ModelConfig, TransformerConfig } from '../config/schema.js';
+import type { BilstmConfig, ModelConfig, TransformerConfig } from '../config/schema.js';
 import { nativeUniform } from '../backend.js';
 import { Rng } from '../rng.js';
 import { bertEncode, bertParameterShapes, bertWordEmbeddings, type BertEncoderSpec } from './bert.js';
 
 /** A BERT encoder's spec holds config.json's sizes, so a saved model never needs its checkpoint again. */
-export type EncoderSpec = TransformerConfig | BertEncoderSpec;
+export type EncoderSpec = TransformerConfig | BilstmConfig | BertEncoderSpec;
 
 /** Everything needed to rebuild the model's shapes; saved in the model directory. */
 export interface ModelSpec extends Omit<ModelConfig, 'encoder' | 'bigramBuckets'> {
@@ -43,7 +43,12 @@ export const MASK_BIAS = -1e12;
 
 function parameterShapes(spec: ModelSpec): Map<string, number[]> {
   const { dim: D, vocabSize: V, numTypes: H, encoder, head } = spec;
-  const shapes = encoder.type === 'bert' ? bertParameterShapes(encoder, D, V) : transformerShapes(encoder, D, V, spec.maxLength, spec.bigramBuckets ?? 0);
+  const shapes =
+    encoder.type === 'bert'
+      ? bertParameterShapes(encoder, D, V)
+      : embeddingShapes(D, V, spec.bigramBuckets ?? 0, encoder.type === 'transformer' && encoder.positions === 'learned' ? spec.maxLength : 0);
+  if (encoder.type === 'transformer') transformerShapes(shapes, encoder, D);
+  if (encoder.type === 'bilstm') bilstmShapes(shapes, encoder, D);
   if (head.type === 'globalpointer') {
     shapes.set('head.qk.kernel', [D, H * 2 * head.size]).set('head.qk.bias', [H * 2 * head.size]);
   } else {
@@ -53,11 +58,15 @@ function parameterShapes(spec: ModelSpec): Map<string, number[]> {
   return shapes;
 }
 
-function transformerShapes(encoder: TransformerConfig, D: number, V: number, maxLength: number, bigramBuckets: number): Map<string, number[]> {
-  const F = Math.round(D * encoder.ffnMultiplier);
+function embeddingShapes(D: number, V: number, bigramBuckets: number, positions: number): Map<string, number[]> {
   const shapes = new Map<string, number[]>([['embeddings.word', [V, D]]]);
   if (bigramBuckets > 0) shapes.set('embeddings.bigram', [bigramBuckets, D]);
-  if (encoder.positions === 'learned') shapes.set('embeddings.position', [maxLength, D]);
+  if (positions > 0) shapes.set('embeddings.position', [positions, D]);
+  return shapes;
+}
+
+function transformerShapes(shapes: Map<string, number[]>, encoder: TransformerConfig, D: number): void {
+  const F = Math.round(D * encoder.ffnMultiplier);
   for (let l = 0; l < encoder.layers; l++) {
     const p = `encoder.${l}`;
     shapes.set(`${p}.ln1.gamma`, [D]).set(`${p}.ln1.beta`, [D]);
@@ -68,7 +77,18 @@ function transformerShapes(encoder: TransformerConfig, D: number, V: number, max
     shapes.set(`${p}.ffn.out.kernel`, [F, D]).set(`${p}.ffn.out.bias`, [D]);
   }
   shapes.set('encoder.ln.gamma', [D]).set('encoder.ln.beta', [D]);
-  return shapes;
+}
+
+/** Each layer: a forward and a backward LSTM of D/2 units, their outputs concatenated back to D. */
+function bilstmShapes(shapes: Map<string, number[]>, encoder: BilstmConfig, D: number): void {
+  const units = D / 2;
+  for (let l = 0; l < encoder.layers; l++) {
+    for (const dir of ['fw', 'bw']) {
+      const p = `encoder.${l}.${dir}`;
+      shapes.set(`${p}.input.kernel`, [D, 4 * units]).set(`${p}.input.bias`, [4 * units]).set(`${p}.recurrent.kernel`, [units, 4 * units]);
+    }
+  }
+  shapes.set('encoder.ln.gamma', [D]).set('encoder.ln.beta', [D]);
 }
 
 /** Which learning rate a parameter follows: the span head's, or the (possibly pretrained) encoder's. */
@@ -282,7 +302,7 @@ function selfAttention(
 ): tf.Tensor3D {
   const p = (n: string) => model.params.get(`encoder.${layer}.attn.${n}`)!;
   const [B, L, D] = x.shape;
-  const { heads, positions } = model.spec.encoder as TransformerConfig;
+  const { heads, positions, attentionDropout } = model.spec.encoder as TransformerConfig;
   const dh = D / heads;
   const [qk, v0] = tf.split(dense(x, p('qkv.kernel'), p('qkv.bias')), [2 * D, D], -1); // [B, L, 2D], [B, L, D]
   // q and k as [2, B·h, L, dh]: rank 4, since wasm slices rank-5 tensors on a generic path ≈ 100× slower.
@@ -290,7 +310,7 @@ function selfAttention(
   const [q, k] = scaledRopePair(stacked, 1 / Math.sqrt(dh), positions === 'rope').map((t) => t.reshape([B, heads, L, dh]));
   const v = v0.reshape([B, L, heads, dh]).transpose([0, 2, 1, 3]); // [B, h, L, dh]
   const scores = tf.matMul(q, k, false, true).add(keyBias); // [B, h, L, L]
-  const probs = dropout(tf.softmax(scores), model.spec.encoder.attentionDropout, opts);
+  const probs = dropout(tf.softmax(scores), attentionDropout, opts);
   const context = tf.matMul(probs, v).transpose([0, 2, 1, 3]).reshape([B, L, D]); // [B, L, D]
   return dense(context, p('out.kernel'), p('out.bias')) as tf.Tensor3D;
 }
@@ -302,33 +322,80 @@ function feedForward(model: Model, layer: number, x: tf.Tensor3D, opts: ForwardO
 }
 
 /**
- * Bucket of each bigram (ids[b, i], ids[b, i+1]) [B, L], the last position paired with id 0: (a·V + b) mod buckets,
- * which is the pair itself when buckets ≥ V², and below 2³¹ for any vocabulary under 46,000.
+ * Bucket of each bigram (ids[b, i], ids[b, i+1]) [B, L], where a token followed by padding or by nothing pairs with
+ * id 0, so a text's buckets do not depend on how much its batch pads it: (a·V + b) mod buckets, which is the pair
+ * itself when buckets ≥ V², and below 2³¹ for any vocabulary under 46,341.
  */
-export function bigramBuckets(ids: tf.Tensor2D, vocabSize: number, buckets: number): tf.Tensor2D {
+export function bigramBuckets(ids: tf.Tensor2D, mask: tf.Tensor2D, vocabSize: number, buckets: number): tf.Tensor2D {
   return tf.tidy(() => {
     const [B, L] = ids.shape;
-    const next = tf.concat([ids.slice([0, 1], [B, L - 1]), tf.zeros([B, 1], 'int32')], 1); // [B, L]
-    return ids.mul(tf.scalar(vocabSize, 'int32')).add(next).mod(tf.scalar(buckets, 'int32')) as tf.Tensor2D;
+    const next = ids.slice([0, 1], [B, L - 1]).mul(mask.slice([0, 1], [B, L - 1]).cast('int32'));
+    const paired = tf.concat([next, tf.zeros([B, 1], 'int32')], 1); // [B, L]
+    return ids.mul(tf.scalar(vocabSize, 'int32')).add(paired).mod(tf.scalar(buckets, 'int32')) as tf.Tensor2D;
   });
 }
 
-/** Token embeddings [B, L, D] for ids [B, L]: token, plus hashed bigram and learned position where configured. */
-export function embed(model: Model, ids: tf.Tensor2D): tf.Tensor3D {
+/** Token embeddings [B, L, D] for ids, mask [B, L]: token, plus hashed bigram and learned position where configured. */
+export function embed(model: Model, ids: tf.Tensor2D, mask: tf.Tensor2D): tf.Tensor3D {
   if (model.spec.encoder.type === 'bert') return bertWordEmbeddings(model, ids);
   let x = embeddingLookup(model.params.get('embeddings.word')! as tf.Tensor2D, ids);
   const bigrams = model.params.get('embeddings.bigram');
-  if (bigrams) x = x.add(embeddingLookup(bigrams as tf.Tensor2D, bigramBuckets(ids, model.spec.vocabSize, bigrams.shape[0]))) as tf.Tensor3D;
+  if (bigrams) x = x.add(embeddingLookup(bigrams as tf.Tensor2D, bigramBuckets(ids, mask, model.spec.vocabSize, bigrams.shape[0]))) as tf.Tensor3D;
   const positions = model.params.get('embeddings.position');
   if (!positions) return x;
   const L = ids.shape[1];
   return x.add(positions.slice([0, 0], [L, -1])) as tf.Tensor3D;
 }
 
-/** Pre-LN transformer (or BERT) over embeddings x [B, L, D] with mask [B, L]; returns hidden states [B, L, D]. */
+/**
+ * One LSTM direction over x [B, L, D] → [B, L, units]. The input projection of every position is one matMul; the
+ * recurrence then costs one [B, units] × [units, 4·units] matMul per step. Gates i, f, g, o; the forget gate's
+ * bias starts at +1 (remember by default). Going backwards, the right padding comes first and the state is held at
+ * zero through it, so a sequence's real tokens never see its padding.
+ */
+export function lstmDirection(model: Model, prefix: string, x: tf.Tensor3D, mask: tf.Tensor2D, reverse: boolean): tf.Tensor3D {
+  const p = (n: string) => model.params.get(`${prefix}.${n}`)!;
+  const [B, L] = x.shape;
+  const recurrent = p('recurrent.kernel') as tf.Tensor2D; // [units, 4·units]
+  const units = recurrent.shape[0];
+  const inputs = tf.unstack(dense(x, p('input.kernel'), p('input.bias')).transpose([1, 0, 2])); // L × [B, 4·units]
+  const keep = tf.unstack(mask.transpose().expandDims(2)); // L × [B, 1]
+  let h: tf.Tensor = tf.zeros([B, units]);
+  let c: tf.Tensor = tf.zeros([B, units]);
+  const outputs: tf.Tensor[] = new Array(L);
+  for (let step = 0; step < L; step++) {
+    const t = reverse ? L - 1 - step : step;
+    const [i, f, g, o] = tf.split(inputs[t].add(tf.matMul(h, recurrent)), 4, 1); // [B, units] each
+    c = tf.sigmoid(f.add(1)).mul(c).add(tf.sigmoid(i).mul(tf.tanh(g)));
+    h = tf.sigmoid(o).mul(tf.tanh(c));
+    if (reverse) {
+      c = c.mul(keep[t]);
+      h = h.mul(keep[t]);
+    }
+    outputs[t] = h;
+  }
+  return tf.stack(outputs, 1) as tf.Tensor3D; // [B, L, units]
+}
+
+/** Stacked BiLSTM over embeddings x [B, L, D]; returns hidden states [B, L, D]. */
+function bilstmEncode(model: Model, encoder: BilstmConfig, x: tf.Tensor3D, mask: tf.Tensor2D, opts: ForwardOptions): tf.Tensor3D {
+  const p = (n: string) => model.params.get(n)!;
+  let h = dropout(x, model.spec.dropout, opts) as tf.Tensor3D;
+  for (let l = 0; l < encoder.layers; l++) {
+    const input = h;
+    h = tf.tidy(() => {
+      const both = tf.concat([lstmDirection(model, `encoder.${l}.fw`, input, mask, false), lstmDirection(model, `encoder.${l}.bw`, input, mask, true)], -1);
+      return dropout(both, model.spec.dropout, opts) as tf.Tensor3D; // [B, L, D]
+    });
+  }
+  return layerNorm(h, p('encoder.ln.gamma'), p('encoder.ln.beta')) as tf.Tensor3D;
+}
+
+/** The encoder over embeddings x [B, L, D] with mask [B, L]; returns hidden states [B, L, D]. */
 export function encode(model: Model, x: tf.Tensor3D, mask: tf.Tensor2D, opts: ForwardOptions): tf.Tensor3D {
   const { spec, params } = model;
   if (spec.encoder.type === 'bert') return bertEncode(model, spec.encoder, x, mask, opts);
+  if (spec.encoder.type === 'bilstm') return bilstmEncode(model, spec.encoder, x, mask, opts);
   const [B, L, D] = x.shape;
   const p = (n: string) => params.get(n)!;
   const keyBias = mask.sub(1).mul(1e9).reshape([B, 1, 1, L]); // padding keys get −1e9 before softmax
@@ -380,7 +447,7 @@ export function efficientGlobalPointer(model: Model, h: tf.Tensor3D): tf.Tensor4
 /** ids [B, L] int32, mask [B, L] 0/1 → masked span logits [B, H, L, L]. */
 export function forward(model: Model, ids: tf.Tensor2D, mask: tf.Tensor2D, opts: ForwardOptions): tf.Tensor4D {
   return tf.tidy(() => {
-    let x = embed(model, ids);
+    let x = embed(model, ids, mask);
     if (opts.perturbation) x = x.add(opts.perturbation) as tf.Tensor3D;
     return forwardFromEmbeddings(model, x, mask, opts);
   });

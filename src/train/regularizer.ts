@@ -54,7 +54,7 @@ export function vatPerturbation(
   rng: Rng,
 ): tf.Tensor3D {
   return tf.tidy(() => {
-    const x = embed(model, input.ids); // [B, L, D]
+    const x = embed(model, input.ids, input.mask); // [B, L, D]
     const mask3 = input.mask.expandDims(2); // [B, L, 1]
     const valid = spanValidity(input.mask);
     let d = normalizePerSample(tf.randomNormal(x.shape, 0, 1, 'float32', rng.seed()) as tf.Tensor3D, mask3);

@@ -161,7 +161,7 @@ export async function train(config: Config, outDir: string, opts: TrainOptions =
     throw new ConfigError('model.bigramBuckets', `needs a vocabulary of at most 46,340 entries; the tokenizer has ${tokenizer.vocabSize}`);
   }
   const spec: ModelSpec =
-    encoder.type === 'transformer'
+    encoder.type !== 'bert'
       ? { ...config.model, encoder, vocabSize: tokenizer.vocabSize, numTypes: labels.length, maxLength }
       : bertModelSpec(pretrained!, config.model, labels.length, maxLength);
   const model = createModel(spec, rng.seed());
