@@ -315,6 +315,16 @@ describe('damaged model directories', { concurrency: 4 }, () => {
       out.unchanged();
     });
   }
+
+  it('no model.json, predicting in two workers: the worker\'s error, --out unchanged', async () => {
+    const model = modelCopy();
+    rmSync(join(model, 'model.json'));
+    const out = existingOut();
+    const input = write('input-workers.txt', '张三在北京工作。\n李四去了上海。\n');
+    const run = await gp(['predict', '-m', model, input, '-o', out.file, '--workers', '2', ...BACKEND]);
+    assertFails(run, 1, new RegExp(`a predict worker failed \\(exit 1\\): ${escape(model)}: not a gp model directory`));
+    out.unchanged();
+  });
 });
 
 describe('bad configs', { concurrency: 4 }, () => {

@@ -81,6 +81,20 @@ test('the CLI evaluates and predicts with the saved model', () => {
   execFileSync('node', [...cli, 'predict', '--model', outDir, input, '--out', predFile], { encoding: 'utf8' });
   const lines = readFileSync(predFile, 'utf8').trim().split('\n').map((l) => JSON.parse(l));
   assert.equal(lines.length, 6, 'one output line per input line, the empty one included');
+  // Three worker processes over two files (one of them JSON lines with an extra field): the same lines, in order.
+  const jsonInput = join(dir, 'input.jsonl');
+  writeFileSync(jsonInput, slice.slice(5, 8).map((e, i) => JSON.stringify({ id: i, text: e.text })).join('\n') + '\n');
+  const single = execFileSync('node', [...cli, 'predict', '--model', outDir, input, jsonInput], { encoding: 'utf8' });
+  const parallel = execFileSync('node', [...cli, 'predict', '--model', outDir, input, jsonInput, '--workers', '3'], { encoding: 'utf8' });
+  // Batches pad differently in each process, so scores may differ in the last float digits; nothing else may.
+  type Line = { id?: number; text: string; entities: Array<{ score: number }> };
+  const parse = (out: string) => out.trim().split('\n').map((l) => JSON.parse(l) as Line);
+  const [a, b] = [parse(single), parse(parallel)];
+  assert.equal(b.length, 9);
+  assert.equal(b[8].id, 2);
+  const unscored = (lines: Line[]) => lines.map((l) => ({ ...l, entities: l.entities.map((e) => ({ ...e, score: 0 })) }));
+  assert.deepEqual(unscored(b), unscored(a));
+  a.forEach((line, i) => line.entities.forEach((e, k) => assert.ok(Math.abs(e.score - b[i].entities[k].score) < 1e-4)));
   for (const line of lines) for (const e of line.entities) assert.equal(line.text.slice(e.start, e.end), e.text);
 });
 

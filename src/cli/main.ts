@@ -16,6 +16,7 @@ import { TextTokenizer } from '../data/tokenizer.js';
 import { GpError } from '../errors.js';
 import { evaluateExamples, predictEntities, sweepDecodings } from '../eval/evaluate.js';
 import { formatScoresTable } from '../eval/metrics.js';
+import { predictInWorkers } from './workers.js';
 import { disposeModel } from '../model/globalpointer.js';
 import { loadModel } from '../model/io.js';
 import { train, type MetricsRow } from '../train/train.js';
@@ -154,14 +155,21 @@ program
   .option('--threshold <t>', "logit threshold (default: the model's)", number)
   .option('--flat', 'non-overlapping decoding')
   .option('--batch-size <n>', 'windows per forward pass', number, 64)
+  .option('--workers <n>', 'predict in this many processes, each on a contiguous share of the lines; output in input order', number, 1)
   .addOption(backendOption())
-  .action(async (files: string[], opts: { model: string; out?: string; threshold?: number; flat?: boolean; batchSize: number; backend: BackendName }) => {
+  .action(async (files: string[], opts: { model: string; out?: string; threshold?: number; flat?: boolean; batchSize: number; workers: number; backend: BackendName }) => {
     // All inputs are read first: a bad line fails the command before any time goes into predicting.
-    const inputFiles: InputLine[][] = [];
-    for (const file of files) inputFiles.push(await readInputFile(file));
-    const { model, manifest, tokenizer } = await loadForInference(opts.model, opts.backend, false);
-    const out: string[] = [];
-    for (const inputs of inputFiles) {
+    const inputs: InputLine[] = [];
+    for (const file of files) inputs.push(...(await readInputFile(file)));
+    if (!Number.isInteger(opts.workers) || opts.workers < 1) throw new GpError(`--workers: expected a positive integer, got ${opts.workers}`);
+    let out: string[];
+    if (opts.workers > 1 && inputs.length > 1) {
+      const childArgs = ['--model', opts.model, '--batch-size', String(opts.batchSize), '--backend', opts.backend];
+      if (opts.threshold !== undefined) childArgs.push('--threshold', String(opts.threshold));
+      if (opts.flat) childArgs.push('--flat');
+      out = await predictInWorkers(inputs, opts.workers, childArgs);
+    } else {
+      const { model, manifest, tokenizer } = await loadForInference(opts.model, opts.backend, false);
       const entities = predictEntities(model, tokenizer, manifest.labels, inputs.map((i) => i.text), {
         maxLength: manifest.spec.maxLength,
         overlap: manifest.windowOverlap,
@@ -169,9 +177,9 @@ program
         threshold: opts.threshold ?? manifest.threshold,
         flat: opts.flat,
       });
-      inputs.forEach((input, i) => out.push(JSON.stringify({ ...input.extra, text: input.text, entities: entities[i] })));
+      disposeModel(model);
+      out = inputs.map((input, i) => JSON.stringify({ ...input.extra, text: input.text, entities: entities[i] }));
     }
-    disposeModel(model);
     const body = out.length ? out.join('\n') + '\n' : '';
     if (opts.out) {
       try {
