@@ -2,7 +2,8 @@
  * The model: token embedding → pre-LN transformer → GlobalPointer span head. A BiLSTM, or a pretrained BERT
  * encoder (src/model/bert.ts), can take the transformer's place.
  *
- *   ids [B, L] ─► embed [B, L, D] ─► N × (x + attn(LN x), x + ffn(LN x)) ─► LN ─► head ─► logits [B, H, L, L]
+ *   ids [B, L] ─► embed [B, L, D] (token + hashed bigram) ─► encoder ─► LN ─► head ─► logits [B, H, L, L]
+ *   transformer: N × (x + attn(LN x), x + ffn(LN x))      bilstm: N × [LSTM→(x); LSTM←(x)], D/2 units each
  *
  * logits[b, h, i, j] scores "tokens i..j form an entity of type h". Cells with j < i or on padding hold −1e12
  * (added as a bias), so decoding and the loss never see them.
