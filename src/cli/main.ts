@@ -98,7 +98,7 @@ program
     }
   });
 
-const SWEEP_THRESHOLDS = [-2, -1, -0.5, 0, 0.5, 1, 2];
+const SWEEP_THRESHOLDS = [-4, -3, -2, -1, -0.5, 0, 0.5, 1, 2];
 
 program
   .command('eval')
