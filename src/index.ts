@@ -20,6 +20,9 @@ export {
   efficientGlobalPointer,
   applyRope,
   ropeTables,
+  scaledRopePair,
+  lstmDirection,
+  bigramBuckets,
   embeddingLookup,
   spanValidity,
   spanMaskBias,
@@ -37,4 +40,4 @@ export { train, type TrainSummary, type TrainOptions, type TrainReporter, type M
 
 export { decodeSpans, tokenSpansToEntities, mergeWindowEntitiesByCentre, type TokenSpan } from './eval/decode.js';
 export { scoreEntities, formatScoresTable, macroF1, type Scores, type PRF } from './eval/metrics.js';
-export { predictEntities, evaluateExamples, type PredictOptions } from './eval/evaluate.js';
+export { predictEntities, predictWithDecodings, sweepDecodings, evaluateExamples, type PredictOptions, type Decoding } from './eval/evaluate.js';
