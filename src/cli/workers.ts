@@ -1,8 +1,8 @@
 /**
  * `gp predict --workers N`: the inputs, already read and checked, are cut into N contiguous shards; each shard goes
- * to a child `gp predict` process of its own (a tfjs backend per process: libtensorflow's native binding cannot be
- * shared with worker threads), and the outputs are joined in input order. Each child gets an equal share of the
- * cores as libtensorflow intra-op threads unless TF_NUM_INTRAOP_THREADS is set.
+ * to a child `gp predict` process of its own (each loads its own backend and model, so every backend works, native
+ * ones included), and the outputs are joined in input order. Each child gets an equal share of the cores as
+ * libtensorflow intra-op threads unless TF_NUM_INTRAOP_THREADS is set.
  */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
