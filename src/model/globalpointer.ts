@@ -246,17 +246,16 @@ export function applyRope(x: tf.Tensor, cos: tf.Tensor2D, sin: tf.Tensor2D): tf.
 
 /**
  * q·qScale and k after RoPE, from q and k stacked as [2, N, L, d]: one rotation for both, with qScale folded into
- * q's half of the tables (so attention's 1/√d costs nothing). Without `rope`, only the scaling. Returns [N, L, d] each.
+ * q's half of the tables (so attention's 1/√d costs nothing). `rope` holds ropeTables(L, d), or null for no rotation
+ * (only the scaling). Returns [N, L, d] each.
  */
-export function scaledRopePair(stacked: tf.Tensor, qScale: number, rope: boolean): [tf.Tensor, tf.Tensor] {
-  const [, , L, d] = (stacked as tf.Tensor4D).shape;
+export function scaledRopePair(stacked: tf.Tensor, qScale: number, rope: { cos: tf.Tensor2D; sin: tf.Tensor2D } | null): [tf.Tensor, tf.Tensor] {
   if (!rope) {
     const [q, k] = tf.unstack(stacked);
     return [q.mul(qScale), k];
   }
-  const { cos, sin } = ropeTables(L, d);
   const scales = tf.tensor1d([qScale, 1]).reshape([2, 1, 1, 1]);
-  const [q, k] = tf.unstack(applyRope(stacked, cos.mul(scales) as tf.Tensor2D, sin.mul(scales) as tf.Tensor2D)); // tables [2, 1, L, d]
+  const [q, k] = tf.unstack(applyRope(stacked, rope.cos.mul(scales) as tf.Tensor2D, rope.sin.mul(scales) as tf.Tensor2D)); // tables [2, 1, L, d]
   return [q, k];
 }
 
@@ -299,16 +298,17 @@ function selfAttention(
   layer: number,
   x: tf.Tensor3D, // [B, L, D]
   keyBias: tf.Tensor, // [B, 1, 1, L]
+  rope: { cos: tf.Tensor2D; sin: tf.Tensor2D } | null, // [L, dh] each
   opts: ForwardOptions,
 ): tf.Tensor3D {
   const p = (n: string) => model.params.get(`encoder.${layer}.attn.${n}`)!;
   const [B, L, D] = x.shape;
-  const { heads, positions, attentionDropout } = model.spec.encoder as TransformerConfig;
+  const { heads, attentionDropout } = model.spec.encoder as TransformerConfig;
   const dh = D / heads;
   const [qk, v0] = tf.split(dense(x, p('qkv.kernel'), p('qkv.bias')), [2 * D, D], -1); // [B, L, 2D], [B, L, D]
   // q and k as [2, B·h, L, dh]: rank 4, since wasm slices rank-5 tensors on a generic path ≈ 100× slower.
   const stacked = qk.reshape([B, L, 2, heads, dh]).transpose([2, 0, 3, 1, 4]).reshape([2, B * heads, L, dh]);
-  const [q, k] = scaledRopePair(stacked, 1 / Math.sqrt(dh), positions === 'rope').map((t) => t.reshape([B, heads, L, dh]));
+  const [q, k] = scaledRopePair(stacked, 1 / Math.sqrt(dh), rope).map((t) => t.reshape([B, heads, L, dh]));
   const v = v0.reshape([B, L, heads, dh]).transpose([0, 2, 1, 3]); // [B, h, L, dh]
   const scores = tf.matMul(q, k, false, true).add(keyBias); // [B, h, L, L]
   const probs = dropout(tf.softmax(scores), attentionDropout, opts);
@@ -360,7 +360,7 @@ export function lstmDirection(model: Model, prefix: string, x: tf.Tensor3D, mask
   const recurrent = p('recurrent.kernel') as tf.Tensor2D; // [units, 4·units]
   const units = recurrent.shape[0];
   const inputs = tf.unstack(dense(x, p('input.kernel'), p('input.bias')).transpose([1, 0, 2])); // L × [B, 4·units]
-  const keep = tf.unstack(mask.transpose().expandDims(2)); // L × [B, 1]
+  const keep = reverse ? tf.unstack(mask.transpose().expandDims(2)) : []; // L × [B, 1], for holding the state at zero
   let h: tf.Tensor = tf.zeros([B, units]);
   let c: tf.Tensor = tf.zeros([B, units]);
   const outputs: tf.Tensor[] = new Array(L);
@@ -400,13 +400,14 @@ export function encode(model: Model, x: tf.Tensor3D, mask: tf.Tensor2D, opts: Fo
   const [B, L, D] = x.shape;
   const p = (n: string) => params.get(n)!;
   const keyBias = mask.sub(1).mul(1e9).reshape([B, 1, 1, L]); // padding keys get −1e9 before softmax
+  const rope = spec.encoder.positions === 'rope' ? ropeTables(L, D / spec.encoder.heads) : null; // one set for all layers
   let h = dropout(x, spec.dropout, opts) as tf.Tensor3D;
   for (let l = 0; l < spec.encoder.layers; l++) {
     const x = h;
     // One tidy per layer frees its intermediates as it ends, not when the whole forward does (the tensors the
     // gradient needs are kept by the tape): half the peak memory of prediction (docs/performance.md).
     h = tf.tidy(() => {
-      const a = selfAttention(model, l, layerNorm(x, p(`encoder.${l}.ln1.gamma`), p(`encoder.${l}.ln1.beta`)) as tf.Tensor3D, keyBias, opts);
+      const a = selfAttention(model, l, layerNorm(x, p(`encoder.${l}.ln1.gamma`), p(`encoder.${l}.ln1.beta`)) as tf.Tensor3D, keyBias, rope, opts);
       const x1 = x.add(dropout(a, spec.dropout, opts)) as tf.Tensor3D;
       const f = feedForward(model, l, layerNorm(x1, p(`encoder.${l}.ln2.gamma`), p(`encoder.${l}.ln2.beta`)) as tf.Tensor3D, opts);
       return x1.add(dropout(f, spec.dropout, opts)) as tf.Tensor3D;
@@ -425,7 +426,7 @@ export function globalPointer(model: Model, h: tf.Tensor3D): tf.Tensor4D {
   const d = head.size;
   const qk = dense(h, model.params.get('head.qk.kernel')!, model.params.get('head.qk.bias')!); // [B, L, H·2d]
   const stacked = qk.reshape([B, L, H, 2, d]).transpose([3, 0, 2, 1, 4]).reshape([2, B * H, L, d]);
-  const [q, k] = scaledRopePair(stacked, 1 / Math.sqrt(d), head.rope).map((t) => t.reshape([B, H, L, d]));
+  const [q, k] = scaledRopePair(stacked, 1 / Math.sqrt(d), head.rope ? ropeTables(L, d) : null).map((t) => t.reshape([B, H, L, d]));
   return tf.matMul(q, k, false, true) as tf.Tensor4D; // [B, H, L, L]
 }
 
@@ -438,7 +439,7 @@ export function efficientGlobalPointer(model: Model, h: tf.Tensor3D): tf.Tensor4
   const { numTypes: H, head } = model.spec;
   const d = head.size;
   const qkRaw = dense(h, model.params.get('head.qk.kernel')!, model.params.get('head.qk.bias')!); // [B, L, 2d]
-  const [q, k] = scaledRopePair(qkRaw.reshape([B, L, 2, d]).transpose([2, 0, 1, 3]), 1 / Math.sqrt(d), head.rope); // [B, L, d] each
+  const [q, k] = scaledRopePair(qkRaw.reshape([B, L, 2, d]).transpose([2, 0, 1, 3]), 1 / Math.sqrt(d), head.rope ? ropeTables(L, d) : null); // [B, L, d] each
   const shared = tf.matMul(q, k, false, true).expandDims(1); // [B, 1, L, L]
   const bias = dense(qkRaw, model.params.get('head.bias.kernel')!, model.params.get('head.bias.bias')!).div(2); // [B, L, 2H]
   const [startBias, endBias] = tf.split(bias.reshape([B, L, H, 2]).transpose([0, 2, 1, 3]), 2, -1); // [B, H, L, 1]
