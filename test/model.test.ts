@@ -15,19 +15,9 @@ import {
   type ModelSpec,
 } from '../src/model/globalpointer.js';
 import { multilabelCrossEntropy } from '../src/train/loss.js';
+import { tinySpec } from './tiny-model.js';
 
 await tf.setBackend('cpu');
-
-const spec = (over: Partial<ModelSpec> = {}): ModelSpec => ({
-  dim: 16,
-  dropout: 0.1,
-  encoder: { type: 'transformer', layers: 1, heads: 2, ffnMultiplier: 2, positions: 'rope', attentionDropout: 0.1 },
-  head: { type: 'globalpointer', size: 8, rope: true },
-  vocabSize: 20,
-  numTypes: 3,
-  maxLength: 16,
-  ...over,
-});
 
 test('multilabel CE matches a hand-computed example', () => {
   // One sample, one type, L = 2. Valid cells (0,0)=1, (0,1)=−2 (gold), (1,1)=0.5; (1,0) is masked.
@@ -80,7 +70,7 @@ test('span mask: padding rows and columns and j < i are masked', () => {
 
 for (const head of ['globalpointer', 'efficient'] as const) {
   test(`${head} forward: shape [B, H, L, L] and masked cells ≤ MASK_BIAS/2`, () => {
-    const model = createModel(spec({ head: { type: head, size: 8, rope: true } }), 7);
+    const model = createModel(tinySpec({ head: { type: head, size: 8, rope: true } }), 7);
     const ids = tf.tensor2d([[1, 2, 3, 4], [5, 6, 0, 0]], [2, 4], 'int32');
     const mask = tf.tensor2d([[1, 1, 1, 1], [1, 1, 0, 0]]);
     const logits = forward(model, ids, mask, { training: false });
@@ -97,7 +87,7 @@ for (const head of ['globalpointer', 'efficient'] as const) {
 }
 
 test('padding does not change the logits of real tokens', () => {
-  const model = createModel(spec(), 3);
+  const model = createModel(tinySpec(), 3);
   const short = forward(model, tf.tensor2d([[1, 2, 3]], [1, 3], 'int32'), tf.tensor2d([[1, 1, 1]]), { training: false });
   const padded = forward(model, tf.tensor2d([[1, 2, 3, 0, 0]], [1, 5], 'int32'), tf.tensor2d([[1, 1, 1, 0, 0]]), { training: false });
   const a = short.arraySync() as number[][][][];
@@ -118,7 +108,7 @@ test('embedding gradient through scatterND equals the gather gradient, repeated 
 });
 
 test('forward leaks no tensors', () => {
-  const model = createModel(spec(), 5);
+  const model = createModel(tinySpec(), 5);
   const ids = tf.tensor2d([[1, 2, 3, 4]], [1, 4], 'int32');
   const mask = tf.ones([1, 4]) as tf.Tensor2D;
   forward(model, ids, mask, { training: false }).dispose();
@@ -135,7 +125,7 @@ test('bigram buckets hash (token i, token i+1) as (a·V + b) mod K; before paddi
 });
 
 test('bigram embeddings add a table whose gradient reaches exactly the buckets used', () => {
-  const model = createModel(spec({ bigramBuckets: 50 }), 3);
+  const model = createModel(tinySpec({ bigramBuckets: 50 }), 3);
   const table = model.params.get('embeddings.bigram')!;
   assert.deepEqual(table.shape, [50, 16]);
   const ids = tf.tensor2d([[3, 7, 19]], [1, 3], 'int32');
@@ -156,7 +146,7 @@ for (const [name, over] of [
   ['bilstm with bigrams', { bigramBuckets: 50, encoder: { type: 'bilstm', layers: 2 } }],
 ] as Array<[string, Partial<ModelSpec>]>) {
   test(`${name}: a text's logits do not depend on its batch's padding, whatever the pad id`, () => {
-    const model = createModel(spec(over), 5);
+    const model = createModel(tinySpec(over), 5);
     const short = forward(model, tf.tensor2d([[4, 2, 3]], [1, 3], 'int32'), tf.tensor2d([[1, 1, 1]]), { training: false });
     const padded = forward(model, tf.tensor2d([[4, 2, 3, 7, 7]], [1, 5], 'int32'), tf.tensor2d([[1, 1, 1, 0, 0]]), { training: false });
     const a = short.arraySync() as number[][][][];
@@ -166,7 +156,7 @@ for (const [name, over] of [
 }
 
 test('bilstm: the forward LSTM reads only the past, the backward LSTM only the future', () => {
-  const model = createModel(spec({ encoder: { type: 'bilstm', layers: 1 } }), 5);
+  const model = createModel(tinySpec({ encoder: { type: 'bilstm', layers: 1 } }), 5);
   const mask = tf.ones([1, 4]) as tf.Tensor2D;
   const states = (ids: number[], reverse: boolean) =>
     lstmDirection(model, `encoder.0.${reverse ? 'bw' : 'fw'}`, embed(model, tf.tensor2d([ids], [1, 4], 'int32'), mask), mask, reverse);

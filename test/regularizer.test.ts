@@ -3,22 +3,15 @@ import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs';
 import { validateConfig } from '../src/config/load.js';
 import { batchTensors, type Window } from '../src/data/encode.js';
-import { createModel, forward, type ModelSpec } from '../src/model/globalpointer.js';
+import { createModel, forward } from '../src/model/globalpointer.js';
 import { Rng } from '../src/rng.js';
 import { batchLoss, stopGradient, vatPerturbation } from '../src/train/regularizer.js';
 import { lambdaAt, learningRateAt } from '../src/train/schedule.js';
+import { tinySpec } from './tiny-model.js';
 
 await tf.setBackend('cpu');
 
-const spec: ModelSpec = {
-  dim: 16,
-  dropout: 0.1,
-  encoder: { type: 'transformer', layers: 1, heads: 2, ffnMultiplier: 2, positions: 'rope', attentionDropout: 0.1 },
-  head: { type: 'globalpointer', size: 8, rope: true },
-  vocabSize: 20,
-  numTypes: 2,
-  maxLength: 16,
-};
+const spec = tinySpec({ numTypes: 2 });
 const windows: Window[] = [
   { example: 0, ids: [1, 2, 3, 4, 5], offsets: [], base: 0, targets: [[0, 1, 2]] },
   { example: 1, ids: [6, 7, 8], offsets: [], base: 0, targets: [[1, 0, 0]] },
