@@ -14,7 +14,8 @@ import { readCorpus, writeJsonl } from '../src/data/corpus.js';
 import { train } from '../src/train/train.js';
 import { loadModel } from '../src/model/io.js';
 import { TextTokenizer } from '../src/data/tokenizer.js';
-import { evaluateExamples, predictEntities } from '../src/eval/evaluate.js';
+import { SWEEP_DECODINGS, evaluateExamples, predictEntities, sweepDecodings, tuneDecoding } from '../src/eval/evaluate.js';
+import type { MetricsRow } from '../src/train/train.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'gp-pipeline-'));
 const { examples } = readCorpus('data/sample.train.jsonl');
@@ -104,4 +105,35 @@ test('training.maxMinutes stops at the epoch end after which another epoch would
   assert.equal(capped.epochs.length, 1);
   assert.match(capped.stoppedEarly ?? '', /training\.maxMinutes/);
   assert.ok(existsSync(join(dir, 'capped', 'model.json')));
+});
+
+test('training.tuneDecoding keeps the dev-best decoding in the model, and gp eval defaults to it', async () => {
+  const tunedDir = join(dir, 'tuned');
+  const tuned = await train({ ...config, training: { ...config.training, epochs: 12, tuneDecoding: true } }, tunedDir);
+  const manifest = JSON.parse(readFileSync(join(tunedDir, 'model.json'), 'utf8'));
+  const rows = readFileSync(join(tunedDir, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as MetricsRow);
+  const bestRow = rows.find((r) => r.epoch === tuned.bestEpoch)!;
+  assert.deepEqual({ threshold: manifest.threshold, flat: manifest.flat }, bestRow.decoding);
+
+  // The chosen decoding is the sweep's best on dev, and the CLI without decoding flags reproduces its F1.
+  const loaded = loadModel(tunedDir);
+  const tokenizer = TextTokenizer.fromJSON(loaded.tokenizerJson as object);
+  const inference = { maxLength: 48, overlap: 8, batchSize: 16 };
+  const all = sweepDecodings(loaded.model, tokenizer, loaded.manifest.labels, slice, inference, SWEEP_DECODINGS).map((s) => s.micro.f1);
+  const { decoding, scores } = tuneDecoding(loaded.model, tokenizer, loaded.manifest.labels, slice, inference);
+  assert.deepEqual(decoding, bestRow.decoding);
+  assert.equal(scores.micro.f1, Math.max(...all));
+  assert.equal(all.indexOf(scores.micro.f1), SWEEP_DECODINGS.findIndex((d) => d.threshold === decoding.threshold && d.flat === decoding.flat), 'the first of equals');
+  const cli = ['--import', 'tsx', 'src/cli/main.ts'];
+  const byDefault = JSON.parse(execFileSync('node', [...cli, 'eval', '--model', tunedDir, '--data', trainFile, '--json'], { encoding: 'utf8' }));
+  assert.ok(Math.abs(byDefault.micro.f1 - tuned.bestDevF1!) < 1e-6, `${byDefault.micro.f1} vs ${tuned.bestDevF1}`);
+  const flag = decoding.flat ? '--nested' : '--flat';
+  const other = JSON.parse(execFileSync('node', [...cli, 'eval', '--model', tunedDir, '--data', trainFile, '--json', flag], { encoding: 'utf8' }));
+  const otherIndex = SWEEP_DECODINGS.findIndex((d) => d.threshold === decoding.threshold && d.flat === !decoding.flat);
+  assert.ok(Math.abs(other.micro.f1 - all[otherIndex]) < 1e-6, `${flag} overrides the model's decoding`);
+  assert.throws(
+    () => execFileSync('node', [...cli, 'eval', '--model', tunedDir, '--data', trainFile, '--flat', '--nested'], { encoding: 'utf8', stdio: 'pipe' }),
+    /give --flat or --nested, not both/,
+  );
+  tf.dispose([...loaded.model.params.values()]);
 });

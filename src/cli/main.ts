@@ -14,7 +14,7 @@ import { loadConfig } from '../config/load.js';
 import { readCorpus } from '../data/corpus.js';
 import { TextTokenizer } from '../data/tokenizer.js';
 import { GpError } from '../errors.js';
-import { evaluateExamples, predictEntities, sweepDecodings } from '../eval/evaluate.js';
+import { SWEEP_DECODINGS, SWEEP_THRESHOLDS, evaluateExamples, predictEntities, sweepDecodings } from '../eval/evaluate.js';
 import { formatScoresTable } from '../eval/metrics.js';
 import { predictInWorkers } from './workers.js';
 import { disposeModel } from '../model/globalpointer.js';
@@ -45,6 +45,12 @@ async function loadForInference(dir: string, backend: BackendName, quiet: boolea
   const loaded = loadModel(dir);
   const tokenizer = TextTokenizer.fromJSON(loaded.tokenizerJson as object, join(dir, 'tokenizer.json'));
   return { ...loaded, tokenizer };
+}
+
+/** --flat or --nested when given, else the model's own decoding. */
+function flatDecoding(opts: { flat?: boolean; nested?: boolean }, manifestFlat: boolean | undefined): boolean {
+  if (opts.flat && opts.nested) throw new GpError('give --flat or --nested, not both');
+  return opts.flat ? true : opts.nested ? false : (manifestFlat ?? false);
 }
 
 function readMetrics(dir: string): MetricsRow[] {
@@ -98,8 +104,6 @@ program
     }
   });
 
-const SWEEP_THRESHOLDS = [-4, -3, -2, -1, -0.5, 0, 0.5, 1, 2];
-
 program
   .command('eval')
   .description('entity-level precision / recall / F1 of a model on a labelled file')
@@ -109,19 +113,20 @@ program
   .addOption(new Option('--scheme <scheme>', 'tag scheme of conll data').choices(['auto', 'bio', 'iob1', 'bioes', 'bmes']).default('auto'))
   .option('--strip-token-digit', "strip the trailing position digits of conll tokens (Weibo's 科0)")
   .option('--threshold <t>', 'logit threshold (default: the model\'s)', number)
-  .option('--flat', 'non-overlapping decoding: keep the highest-scoring span of each overlap')
+  .option('--flat', "non-overlapping decoding: keep the highest-scoring span of each overlap (default: the model's)")
+  .option('--nested', "keep every span above the threshold, overlapping or not (default: the model's)")
   .option('--sweep', `micro scores at thresholds ${SWEEP_THRESHOLDS.join(', ')}, nested and flat (one forward pass); choose on dev`)
   .option('--batch-size <n>', 'windows per forward pass', number, 64)
   .addOption(backendOption())
   .option('--json', 'print scores as JSON on stdout')
-  .action(async (opts: { model: string; data: string; format: 'auto'; scheme: 'auto'; stripTokenDigit?: boolean; threshold?: number; flat?: boolean; sweep?: boolean; batchSize: number; backend: BackendName; json?: boolean }) => {
+  .action(async (opts: { model: string; data: string; format: 'auto'; scheme: 'auto'; stripTokenDigit?: boolean; threshold?: number; flat?: boolean; nested?: boolean; sweep?: boolean; batchSize: number; backend: BackendName; json?: boolean }) => {
     const { model, manifest, tokenizer } = await loadForInference(opts.model, opts.backend, Boolean(opts.json));
     const { examples, report } = readCorpus(opts.data, { format: opts.format, scheme: opts.scheme, stripTokenDigit: Boolean(opts.stripTokenDigit) });
     for (const warning of report.warnings) log(`warning: ${warning}`);
     const unknown = [...new Set(examples.flatMap((e) => e.spans.map((s) => s.label)))].filter((l) => !manifest.labels.includes(l));
     if (unknown.length) log(`warning: ${opts.data}: labels the model does not know (counted as misses): ${unknown.join(', ')}`);
     if (opts.sweep) {
-      const decodings = [false, true].flatMap((flat) => SWEEP_THRESHOLDS.map((threshold) => ({ threshold, flat })));
+      const decodings = SWEEP_DECODINGS;
       const inference = { maxLength: manifest.spec.maxLength, overlap: manifest.windowOverlap, batchSize: opts.batchSize };
       const rows = sweepDecodings(model, tokenizer, manifest.labels, examples, inference, decodings).map((scores, i) => ({ ...decodings[i], ...scores.micro }));
       disposeModel(model);
@@ -139,7 +144,7 @@ program
       overlap: manifest.windowOverlap,
       batchSize: opts.batchSize,
       threshold: opts.threshold ?? manifest.threshold,
-      flat: opts.flat,
+      flat: flatDecoding(opts, manifest.flat),
     });
     disposeModel(model);
     if (opts.json) process.stdout.write(JSON.stringify({ model: opts.model, data: opts.data, examples: examples.length, ...scores }) + '\n');
@@ -153,11 +158,12 @@ program
   .argument('<files...>', 'text files, one text per line, or JSON lines with a "text" field (when the first line starts with {")')
   .option('-o, --out <file>', 'write JSONL here instead of stdout (atomically)')
   .option('--threshold <t>', "logit threshold (default: the model's)", number)
-  .option('--flat', 'non-overlapping decoding')
+  .option('--flat', "non-overlapping decoding (default: the model's)")
+  .option('--nested', "keep overlapping spans (default: the model's)")
   .option('--batch-size <n>', 'windows per forward pass', number, 64)
   .option('--workers <n>', 'predict in this many processes, each on a contiguous share of the lines; output in input order', number, 1)
   .addOption(backendOption())
-  .action(async (files: string[], opts: { model: string; out?: string; threshold?: number; flat?: boolean; batchSize: number; workers: number; backend: BackendName }) => {
+  .action(async (files: string[], opts: { model: string; out?: string; threshold?: number; flat?: boolean; nested?: boolean; batchSize: number; workers: number; backend: BackendName }) => {
     // All inputs are read first: a bad line fails the command before any time goes into predicting.
     const inputs: InputLine[] = [];
     for (const file of files) inputs.push(...(await readInputFile(file)));
@@ -167,6 +173,7 @@ program
       const childArgs = ['--model', opts.model, '--batch-size', String(opts.batchSize), '--backend', opts.backend];
       if (opts.threshold !== undefined) childArgs.push('--threshold', String(opts.threshold));
       if (opts.flat) childArgs.push('--flat');
+      if (opts.nested) childArgs.push('--nested');
       out = await predictInWorkers(inputs, opts.workers, childArgs);
     } else {
       const { model, manifest, tokenizer } = await loadForInference(opts.model, opts.backend, false);
@@ -175,7 +182,7 @@ program
         overlap: manifest.windowOverlap,
         batchSize: opts.batchSize,
         threshold: opts.threshold ?? manifest.threshold,
-        flat: opts.flat,
+        flat: flatDecoding(opts, manifest.flat),
       });
       disposeModel(model);
       out = inputs.map((input, i) => JSON.stringify({ ...input.extra, text: input.text, entities: entities[i] }));

@@ -44,7 +44,7 @@ export function consoleReporter(opts: { quiet: boolean; tty: boolean; write: (li
       bar?.stop();
       bar = null;
       const dev = info.dev
-        ? `dev P ${info.dev.scores.micro.precision.toFixed(4)} R ${info.dev.scores.micro.recall.toFixed(4)} F1 ${info.dev.scores.micro.f1.toFixed(4)}`
+        ? `dev P ${info.dev.scores.micro.precision.toFixed(4)} R ${info.dev.scores.micro.recall.toFixed(4)} F1 ${info.dev.scores.micro.f1.toFixed(4)} (${info.dev.decoding.flat ? 'flat' : 'nested'}, threshold ${info.dev.decoding.threshold})`
         : 'no dev set';
       line(`epoch ${info.epoch}: train loss ${info.trainLoss.toFixed(4)}, ${dev}, ${info.seconds.toFixed(1)} s${info.best ? ' (best, saved)' : ''}`);
     },

@@ -113,6 +113,13 @@ export const TrainingSchema = z.strictObject({
   clipNorm: z.number().nonnegative().default(1),
   /** Decoding threshold on span logits for dev evaluation and for the saved model's default. */
   threshold: z.number().default(0),
+  /** Decode flat (the highest-scoring span of each overlap) rather than nested, in dev evaluation and by default. */
+  flat: z.boolean().default(false),
+  /**
+   * At each dev evaluation, choose threshold and flat/nested by dev F1 (one forward pass; the grid is `gp eval
+   * --sweep`'s) instead of using the two above; the kept model carries its choice. Dev F1 is then optimistic.
+   */
+  tuneDecoding: z.boolean().default(false),
   /** Peak learning rate of the encoder's parameters when it should differ from `lr` (which the head keeps). */
   encoderLr: z.number().positive().optional(),
   /** Save a resumable checkpoint every this many steps (and at every epoch end); 0: epoch ends only. */

@@ -34,6 +34,10 @@ export interface Decoding {
   flat?: boolean;
 }
 
+/** The thresholds `gp eval --sweep` and `training.tuneDecoding` try, each nested and flat. */
+export const SWEEP_THRESHOLDS = [-4, -3, -2, -1, -0.5, 0, 0.5, 1, 2];
+export const SWEEP_DECODINGS: Array<Required<Decoding>> = [false, true].flatMap((flat) => SWEEP_THRESHOLDS.map((threshold) => ({ threshold, flat })));
+
 /** Entities per text, with offsets into that text (UTF-16, end exclusive). */
 export function predictEntities(model: Model, tokenizer: TokenizerLike, labels: string[], texts: string[], opts: PredictOptions): Entity[][] {
   return predictWithDecodings(model, tokenizer, labels, texts, opts, [opts])[0];
@@ -93,4 +97,18 @@ export function evaluateExamples(model: Model, tokenizer: TokenizerLike, labels:
 export function sweepDecodings(model: Model, tokenizer: TokenizerLike, labels: string[], examples: Example[], opts: Omit<PredictOptions, 'threshold' | 'flat'>, decodings: Decoding[]): Scores[] {
   const gold = examples.map((e) => e.spans);
   return predictWithDecodings(model, tokenizer, labels, examples.map((e) => e.text), opts, decodings).map((predictions) => scoreEntities(gold, predictions));
+}
+
+/** The decoding with the best micro F1 on the examples (the first of equals, so ties keep the smaller threshold, nested). */
+export function tuneDecoding(
+  model: Model,
+  tokenizer: TokenizerLike,
+  labels: string[],
+  examples: Example[],
+  opts: Omit<PredictOptions, 'threshold' | 'flat'>,
+  decodings: Decoding[] = SWEEP_DECODINGS,
+): { decoding: Required<Decoding>; scores: Scores } {
+  const all = sweepDecodings(model, tokenizer, labels, examples, opts, decodings);
+  const best = all.reduce((b, s, i) => (s.micro.f1 > all[b].micro.f1 ? i : b), 0);
+  return { decoding: { threshold: decodings[best].threshold, flat: Boolean(decodings[best].flat) }, scores: all[best] };
 }

@@ -1,7 +1,7 @@
 /**
  * The model directory: everything `gp eval` and `gp predict` need, and nothing else.
  *
- *   model.json            spec (shapes), labels, decoding threshold, format version
+ *   model.json            spec (shapes), labels, default decoding (threshold, flat), format version
  *   weights.safetensors   parameters by name
  *   tokenizer.json        the Hugging Face tokenizer the model was trained with
  *   config.yaml           the resolved training config, to reproduce the run
@@ -26,6 +26,8 @@ export interface ModelManifest {
   spec: ModelSpec;
   labels: string[];
   threshold: number;
+  /** Flat decoding by default; absent in models saved before it existed: nested. */
+  flat?: boolean;
   /** Tokens shared by consecutive windows of a text longer than spec.maxLength. */
   windowOverlap: number;
 }
@@ -43,7 +45,7 @@ export function snapshotParams(params: Map<string, tf.Variable>): Map<string, Na
 
 export function saveModel(
   dir: string,
-  parts: { model: Model; labels: string[]; threshold: number; windowOverlap: number; tokenizerJson: string; configYaml: string },
+  parts: { model: Model; labels: string[]; threshold: number; flat: boolean; windowOverlap: number; tokenizerJson: string; configYaml: string },
 ): void {
   mkdirSync(dir, { recursive: true });
   writeSafetensors(join(dir, MODEL_FILES.weights), snapshotParams(parts.model.params), { format: MODEL_FORMAT });
@@ -55,6 +57,7 @@ export function saveModel(
     spec: parts.model.spec,
     labels: parts.labels,
     threshold: parts.threshold,
+    flat: parts.flat,
     windowOverlap: parts.windowOverlap,
   };
   writeFileAtomic(join(dir, MODEL_FILES.manifest), JSON.stringify(manifest, null, 2) + '\n');
@@ -94,6 +97,7 @@ export function manifestProblem(value: unknown): string | null {
   if (!Array.isArray(m.labels) || !m.labels.every((l) => typeof l === 'string')) return 'corrupt model manifest: labels must be a list of strings';
   if (m.labels.length !== spec.numTypes) return 'labels do not match spec.numTypes';
   if (typeof m.threshold !== 'number') return 'corrupt model manifest: threshold must be a number';
+  if (m.flat !== undefined && typeof m.flat !== 'boolean') return 'corrupt model manifest: flat must be true or false';
   if (!Number.isInteger(m.windowOverlap) || (m.windowOverlap as number) < 0) return 'corrupt model manifest: windowOverlap must be a non-negative integer';
   return null;
 }

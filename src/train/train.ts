@@ -12,7 +12,7 @@ import { readCorpus, type ReadReport } from '../data/corpus.js';
 import { batchTensors, disposeBatch, encodeExamples, makeBatches, type EncodeStats } from '../data/encode.js';
 import { TextTokenizer, buildTokenizer } from '../data/tokenizer.js';
 import { ConfigError, GpError } from '../errors.js';
-import { evaluateExamples, type EvalResult } from '../eval/evaluate.js';
+import { SWEEP_DECODINGS, tuneDecoding, type Decoding } from '../eval/evaluate.js';
 import type { Scores } from '../eval/metrics.js';
 import { createModel, disposeModel, forward, parameterGroup, type Model, type ModelSpec } from '../model/globalpointer.js';
 import { bertModelSpec, loadBertWeights, openBertCheckpoint } from '../model/bert.js';
@@ -52,8 +52,14 @@ export interface EpochInfo {
   step: number;
   trainLoss: number;
   seconds: number;
-  dev: EvalResult | null;
+  dev: DevResult | null;
   best: boolean;
+}
+
+/** Dev scores of an epoch under the decoding it was evaluated with (tuned on dev with training.tuneDecoding). */
+export interface DevResult {
+  scores: Scores;
+  decoding: Required<Decoding>;
 }
 
 export interface TrainOptions {
@@ -105,6 +111,8 @@ export interface MetricsRow {
   lambda: number;
   seconds: number;
   dev: Scores | null;
+  /** Absent in runs from before decodings were tuned: the config's threshold, nested. */
+  decoding?: Required<Decoding>;
 }
 
 /** Training curves: train loss, and dev F1 micro and per type, per epoch. */
@@ -175,7 +183,8 @@ export async function train(config: Config, outDir: string, opts: TrainOptions =
   const totalSteps = batchesPerEpoch * training.epochs;
   const configYaml = configToYaml(config);
   const tokenizerJson = JSON.stringify(tokenizer.toJSON());
-  const evalOptions = { maxLength, overlap, batchSize: training.batchSize * 2, threshold: training.threshold };
+  const evalOptions = { maxLength, overlap, batchSize: training.batchSize * 2 };
+  const devDecodings = training.tuneDecoding ? SWEEP_DECODINGS : [{ threshold: training.threshold, flat: training.flat }];
   const { encoderLr } = training;
   const lrScale = (name: string) => (encoderLr !== undefined && parameterGroup(name) === 'encoder' ? encoderLr / training.lr : 1);
 
@@ -263,13 +272,14 @@ export async function train(config: Config, outDir: string, opts: TrainOptions =
         break;
       }
 
-      const dev = devExamples.length ? evaluateExamples(model, tokenizer, labels, devExamples, evalOptions) : null;
+      const dev = devExamples.length ? tuneDecoding(model, tokenizer, labels, devExamples, evalOptions, devDecodings) : null;
       const f1 = dev ? dev.scores.micro.f1 : epoch; // without dev, the last epoch is the one kept
       const isBest = state.best === null || f1 > state.best.f1;
       if (isBest) {
         state.best = { epoch, step: state.step, f1 };
         state.evalsWithoutImprovement = 0;
-        saveModel(outDir, { model, labels, threshold: training.threshold, windowOverlap: overlap, tokenizerJson, configYaml });
+        const decoding = dev?.decoding ?? { threshold: training.threshold, flat: training.flat };
+        saveModel(outDir, { model, labels, threshold: decoding.threshold, flat: decoding.flat, windowOverlap: overlap, tokenizerJson, configYaml });
       } else state.evalsWithoutImprovement += 1;
       const info: EpochInfo = { epoch, step: state.step, trainLoss: state.lossSum / Math.max(1, batches.length), seconds: (Date.now() - epochStart) / 1000, dev, best: isBest };
       epochs.push(info);
@@ -281,6 +291,7 @@ export async function train(config: Config, outDir: string, opts: TrainOptions =
         lambda: reg.type === 'none' ? 0 : lambdaAt(state.step - 1, totalSteps, batchesPerEpoch, reg.weight, reg.schedule),
         seconds: info.seconds,
         dev: dev?.scores ?? null,
+        ...(dev ? { decoding: dev.decoding } : {}),
       };
       state.history.push(row);
       writeMetrics();
