@@ -28,8 +28,8 @@ const outDir = join(dir, 'model');
 const config = validateConfig({
   seed: 1,
   data: { train: trainFile, dev: trainFile, maxLength: 48 },
-  // Hashed bigrams on (a few buckets, so they collide): saving, loading and predicting must carry them.
-  model: { dim: 64, dropout: 0, bigramBuckets: 97, encoder: { type: 'transformer', layers: 1, heads: 2, attentionDropout: 0 }, head: { size: 16 } },
+  // Hashed bigrams and word features on (a few rows, so they collide): saving, loading and predicting must carry them.
+  model: { dim: 64, dropout: 0, bigramBuckets: 97, wordFeatures: 31, encoder: { type: 'transformer', layers: 1, heads: 2, attentionDropout: 0 }, head: { size: 16 } },
   training: { epochs: 40, batchSize: 4, lr: 3e-3, schedule: { type: 'constant', warmup: 0 } },
 });
 

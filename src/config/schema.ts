@@ -72,6 +72,11 @@ export const ModelSchema = z.strictObject({
    * embedding (bigrams carry much of Chinese word segmentation, which character NER lacks). 0 turns them off.
    */
   bigramBuckets: z.number().int().nonnegative().default(0),
+  /**
+   * Word features for space-separated text (src/data/features.ts): the lower-cased word, its first and last three
+   * characters and its shape (Xxxx, dd) hashed into this many rows, added to each of the word's tokens. 0 turns them off.
+   */
+  wordFeatures: z.number().int().nonnegative().refine((n) => n !== 1, 'needs at least 2 rows (row 0 is for [CLS], [SEP] and padding)').default(0),
   encoder: z.discriminatedUnion('type', [TransformerSchema, BilstmSchema, BertSchema]).prefault({ type: 'transformer' }),
   head: z
     .strictObject({
@@ -85,6 +90,10 @@ export const ModelSchema = z.strictObject({
   .refine((m) => m.encoder.type !== 'bilstm' || m.dim % 2 === 0, {
     message: 'a bilstm encoder splits dim between its two directions, so dim must be even',
     path: ['dim'],
+  })
+  .refine((m) => m.encoder.type !== 'bert' || m.wordFeatures === 0, {
+    message: 'wordFeatures applies to encoders trained from scratch; a pretrained BERT has its own embeddings',
+    path: ['wordFeatures'],
   })
   .refine((m) => m.encoder.type !== 'bert' || m.bigramBuckets === 0, {
     message: 'bigramBuckets applies to encoders trained from scratch; a pretrained BERT has its own embeddings',

@@ -7,6 +7,7 @@ import * as tf from '@tensorflow/tfjs';
 import type { Example } from '../types.js';
 import type { Rng } from '../rng.js';
 import { alignSpan } from './tokenizer.js';
+import { WORD_FEATURE_COUNT, wordFeatureIds } from './features.js';
 
 /** What the encoder needs of a tokenizer (src/data/tokenizer.ts provides it). */
 export interface TokenizerLike {
@@ -27,6 +28,8 @@ export interface Window {
   base: number;
   /** Gold cells (type, first, last) in positions of `ids`. */
   targets: Array<[number, number, number]>;
+  /** With word features: WORD_FEATURE_COUNT rows per position of `ids`, 0 on [CLS] and [SEP]. */
+  features?: number[];
 }
 
 export interface EncodeStats {
@@ -62,7 +65,7 @@ export function encodeExamples(
   examples: Example[],
   tokenizer: TokenizerLike,
   labels: string[],
-  opts: { maxLength: number; overlap: number },
+  opts: { maxLength: number; overlap: number; wordFeatures?: number },
 ): { windows: Window[]; stats: EncodeStats } {
   const labelIndex = new Map(labels.map((l, i) => [l, i]));
   const specials = tokenizer.clsId !== undefined && tokenizer.sepId !== undefined;
@@ -75,6 +78,7 @@ export function encodeExamples(
   const windows: Window[] = [];
   examples.forEach((example, index) => {
     const { ids, offsets } = tokenizer.encode(example.text);
+    const features = opts.wordFeatures ? wordFeatureIds(example.text, offsets, opts.wordFeatures) : null;
     const cells: Array<[number, number, number]> = [];
     for (const span of example.spans) {
       stats.entities += 1;
@@ -104,7 +108,12 @@ export function encodeExamples(
           covered.add(c);
         }
       });
-      windows.push({ example: index, ids: windowIds, offsets: offsets.slice(start, end), base, targets });
+      const window: Window = { example: index, ids: windowIds, offsets: offsets.slice(start, end), base, targets };
+      if (features) {
+        const none = new Array<number>(specials ? WORD_FEATURE_COUNT : 0).fill(0);
+        window.features = [...none, ...features.slice(start * WORD_FEATURE_COUNT, end * WORD_FEATURE_COUNT), ...none];
+      }
+      windows.push(window);
       stats.windows += 1;
       stats.tokens += windowIds.length;
     }
@@ -144,6 +153,8 @@ export interface BatchTensors {
   ids: tf.Tensor2D; // [B, L] int32
   mask: tf.Tensor2D; // [B, L] 1 on real tokens
   targets: tf.Tensor4D | null; // [B, H, L, L] 0/1
+  /** Word feature rows [B, L, F] int32 (0 on padding) when the windows carry them. */
+  features?: tf.Tensor3D;
   /** Real (unpadded) tokens in the batch. */
   tokens: number;
 }
@@ -168,11 +179,19 @@ export function batchTensors(batch: Window[], numTypes: number, padId: number, w
     });
     targets = tf.tensor4d(y, [B, numTypes, L, L]);
   }
-  return { ids: tf.tensor2d(ids, [B, L], 'int32'), mask: tf.tensor2d(mask, [B, L]), targets, tokens };
+  const tensors: BatchTensors = { ids: tf.tensor2d(ids, [B, L], 'int32'), mask: tf.tensor2d(mask, [B, L]), targets, tokens };
+  if (batch[0].features) {
+    const F = WORD_FEATURE_COUNT;
+    const features = new Int32Array(B * L * F);
+    batch.forEach((w, b) => features.set(w.features!, b * L * F));
+    tensors.features = tf.tensor3d(features, [B, L, F], 'int32');
+  }
+  return tensors;
 }
 
 export function disposeBatch(t: BatchTensors): void {
   t.ids.dispose();
   t.mask.dispose();
   t.targets?.dispose();
+  t.features?.dispose();
 }

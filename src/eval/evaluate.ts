@@ -53,12 +53,12 @@ export function predictWithDecodings(
   decodings: Decoding[],
 ): Entity[][][] {
   const examples = texts.map((text) => ({ text, spans: [] }));
-  const { windows } = encodeExamples(examples, tokenizer, labels, { maxLength: opts.maxLength, overlap: opts.overlap });
+  const { windows } = encodeExamples(examples, tokenizer, labels, { maxLength: opts.maxLength, overlap: opts.overlap, wordFeatures: model.spec.wordFeatures });
   const perWindow = decodings.map(() => new Map<Window, Entity[]>());
   const H = labels.length;
   for (const batch of makeBatches(windows, opts.batchSize).flatMap((b) => splitByCells(b, H))) {
     const input = batchTensors(batch, H, tokenizer.padId, false);
-    const logits = forward(model, input.ids, input.mask, { training: false }); // [B, H, L, L]
+    const logits = forward(model, input.ids, input.mask, { training: false, wordFeatures: input.features }); // [B, H, L, L]
     const L = logits.shape[2];
     const values = logits.dataSync() as Float32Array;
     logits.dispose();

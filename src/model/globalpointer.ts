@@ -2,7 +2,7 @@
  * The model: token embedding → pre-LN transformer → GlobalPointer span head. A BiLSTM, or a pretrained BERT
  * encoder (src/model/bert.ts), can take the transformer's place.
  *
- *   ids [B, L] ─► embed [B, L, D] (token + hashed bigram) ─► encoder ─► LN ─► head ─► logits [B, H, L, L]
+ *   ids [B, L] ─► embed [B, L, D] (token + hashed bigram + word features) ─► encoder ─► LN ─► head ─► logits [B, H, L, L]
  *   transformer: N × (x + attn(LN x), x + ffn(LN x))      bilstm: N × [LSTM→(x); LSTM←(x)], D/2 units each
  *
  * logits[b, h, i, j] scores "tokens i..j form an entity of type h". Cells with j < i or on padding hold −1e12
@@ -22,10 +22,12 @@ import { bertEncode, bertParameterShapes, bertWordEmbeddings, type BertEncoderSp
 export type EncoderSpec = TransformerConfig | BilstmConfig | BertEncoderSpec;
 
 /** Everything needed to rebuild the model's shapes; saved in the model directory. */
-export interface ModelSpec extends Omit<ModelConfig, 'encoder' | 'bigramBuckets'> {
+export interface ModelSpec extends Omit<ModelConfig, 'encoder' | 'bigramBuckets' | 'wordFeatures'> {
   encoder: EncoderSpec;
   /** Absent in models saved before bigrams existed: none. */
   bigramBuckets?: number;
+  /** Absent in models saved before word features existed: none. */
+  wordFeatures?: number;
   vocabSize: number;
   numTypes: number;
   /** Longest sequence (for learned positions and windowing). */
@@ -47,7 +49,7 @@ function parameterShapes(spec: ModelSpec): Map<string, number[]> {
   const shapes =
     encoder.type === 'bert'
       ? bertParameterShapes(encoder, D, V)
-      : embeddingShapes(D, V, spec.bigramBuckets ?? 0, encoder.type === 'transformer' && encoder.positions === 'learned' ? spec.maxLength : 0);
+      : embeddingShapes(D, V, spec.bigramBuckets ?? 0, spec.wordFeatures ?? 0, encoder.type === 'transformer' && encoder.positions === 'learned' ? spec.maxLength : 0);
   if (encoder.type === 'transformer') transformerShapes(shapes, encoder, D);
   if (encoder.type === 'bilstm') bilstmShapes(shapes, encoder, D);
   if (head.type === 'globalpointer') {
@@ -59,9 +61,10 @@ function parameterShapes(spec: ModelSpec): Map<string, number[]> {
   return shapes;
 }
 
-function embeddingShapes(D: number, V: number, bigramBuckets: number, positions: number): Map<string, number[]> {
+function embeddingShapes(D: number, V: number, bigramBuckets: number, wordFeatures: number, positions: number): Map<string, number[]> {
   const shapes = new Map<string, number[]>([['embeddings.word', [V, D]]]);
   if (bigramBuckets > 0) shapes.set('embeddings.bigram', [bigramBuckets, D]);
+  if (wordFeatures > 0) shapes.set('embeddings.wordFeatures', [wordFeatures, D]);
   if (positions > 0) shapes.set('embeddings.position', [positions, D]);
   return shapes;
 }
@@ -281,6 +284,8 @@ export interface ForwardOptions {
   rng?: Rng;
   /** Added to the token embeddings before the encoder (virtual adversarial training). */
   perturbation?: tf.Tensor3D;
+  /** Word feature rows [B, L, F] (src/data/features.ts); required by a model with word features. */
+  wordFeatures?: tf.Tensor3D;
 }
 
 export function dropout(x: tf.Tensor, rate: number, opts: ForwardOptions): tf.Tensor {
@@ -336,12 +341,22 @@ export function bigramBuckets(ids: tf.Tensor2D, mask: tf.Tensor2D, vocabSize: nu
   });
 }
 
-/** Token embeddings [B, L, D] for ids, mask [B, L]: token, plus hashed bigram and learned position where configured. */
-export function embed(model: Model, ids: tf.Tensor2D, mask: tf.Tensor2D): tf.Tensor3D {
+/**
+ * Token embeddings [B, L, D] for ids, mask [B, L]: token, plus hashed bigram, the sum of the word feature rows
+ * (wordFeatures [B, L, F]) and learned position where configured.
+ */
+export function embed(model: Model, ids: tf.Tensor2D, mask: tf.Tensor2D, wordFeatures?: tf.Tensor3D): tf.Tensor3D {
   if (model.spec.encoder.type === 'bert') return bertWordEmbeddings(model, ids);
   let x = embeddingLookup(model.params.get('embeddings.word')! as tf.Tensor2D, ids);
   const bigrams = model.params.get('embeddings.bigram');
   if (bigrams) x = x.add(embeddingLookup(bigrams as tf.Tensor2D, bigramBuckets(ids, mask, model.spec.vocabSize, bigrams.shape[0]))) as tf.Tensor3D;
+  const featureTable = model.params.get('embeddings.wordFeatures');
+  if (featureTable) {
+    if (!wordFeatures) throw new Error('this model has word features: pass the batch\'s wordFeatures to forward');
+    const [B, L, F] = wordFeatures.shape;
+    const rows = embeddingLookup(featureTable as tf.Tensor2D, wordFeatures.reshape([B, L * F])); // [B, L·F, D]
+    x = x.add(rows.reshape([B, L, F, -1]).sum(2)) as tf.Tensor3D;
+  }
   const positions = model.params.get('embeddings.position');
   if (!positions) return x;
   const L = ids.shape[1];
@@ -449,7 +464,7 @@ export function efficientGlobalPointer(model: Model, h: tf.Tensor3D): tf.Tensor4
 /** ids [B, L] int32, mask [B, L] 0/1 → masked span logits [B, H, L, L]. */
 export function forward(model: Model, ids: tf.Tensor2D, mask: tf.Tensor2D, opts: ForwardOptions): tf.Tensor4D {
   return tf.tidy(() => {
-    let x = embed(model, ids, mask);
+    let x = embed(model, ids, mask, opts.wordFeatures);
     if (opts.perturbation) x = x.add(opts.perturbation) as tf.Tensor3D;
     return forwardFromEmbeddings(model, x, mask, opts);
   });

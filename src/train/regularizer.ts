@@ -54,7 +54,7 @@ export function vatPerturbation(
   rng: Rng,
 ): tf.Tensor3D {
   return tf.tidy(() => {
-    const x = embed(model, input.ids, input.mask); // [B, L, D]
+    const x = embed(model, input.ids, input.mask, input.features); // [B, L, D]
     const mask3 = input.mask.expandDims(2); // [B, L, 1]
     const valid = spanValidity(input.mask);
     let d = normalizePerSample(tf.randomNormal(x.shape, 0, 1, 'float32', rng.seed()) as tf.Tensor3D, mask3);
@@ -81,26 +81,24 @@ export function batchLoss(
 ): LossParts {
   const targets = input.targets!;
   if (config.type === 'none' || lambda === 0) {
-    const ce = forwardCE(model, input.ids, input.mask, targets, rng);
+    const ce = multilabelCrossEntropy(forward(model, input.ids, input.mask, { training: true, rng, wordFeatures: input.features }), targets);
     return { total: ce, ce: tf.keep(ce.clone()), divergence: null };
   }
   const valid = spanValidity(input.mask);
   if (config.type === 'rdrop') {
     const B = input.ids.shape[0];
-    const logits = forward(model, tf.concat([input.ids, input.ids]), tf.concat([input.mask, input.mask]), { training: true, rng }); // [2B, H, L, L]
+    const twice = <T extends tf.Tensor>(t: T) => tf.concat([t, t]) as T;
+    const wordFeatures = input.features && twice(input.features);
+    const logits = forward(model, twice(input.ids), twice(input.mask), { training: true, rng, wordFeatures }); // [2B, H, L, L]
     const [s1, s2] = tf.split(logits, [B, B]) as [tf.Tensor4D, tf.Tensor4D];
     const ce = multilabelCrossEntropy(s1, targets).add(multilabelCrossEntropy(s2, targets)).div(2) as tf.Scalar;
     const d = divergence(config.divergence, s1, s2, valid, opts);
     return { total: ce.add(d.mul(lambda)) as tf.Scalar, ce: tf.keep(ce), divergence: tf.keep(d) };
   }
   // VAT
-  const clean = forward(model, input.ids, input.mask, { training: true, rng });
+  const clean = forward(model, input.ids, input.mask, { training: true, rng, wordFeatures: input.features });
   const ce = multilabelCrossEntropy(clean, targets);
-  const perturbed = forward(model, input.ids, input.mask, { training: true, rng, perturbation: vatDirection! });
+  const perturbed = forward(model, input.ids, input.mask, { training: true, rng, perturbation: vatDirection!, wordFeatures: input.features });
   const d = divergence(config.divergence, stopGradient(clean), perturbed, valid, opts);
   return { total: ce.add(d.mul(lambda)) as tf.Scalar, ce: tf.keep(ce), divergence: tf.keep(d) };
-}
-
-function forwardCE(model: Model, ids: tf.Tensor2D, mask: tf.Tensor2D, targets: tf.Tensor4D, rng: Rng): tf.Scalar {
-  return multilabelCrossEntropy(forward(model, ids, mask, { training: true, rng }), targets);
 }

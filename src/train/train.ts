@@ -160,7 +160,7 @@ export async function train(config: Config, outDir: string, opts: TrainOptions =
 
   const overlap = config.data.windowOverlap;
   const maxLength = Math.min(config.data.maxLength, pretrained?.maxLength ?? Infinity);
-  const { windows, stats } = encodeExamples(trainExamples, tokenizer, labels, { maxLength, overlap });
+  const { windows, stats } = encodeExamples(trainExamples, tokenizer, labels, { maxLength, overlap, wordFeatures: config.model.wordFeatures });
   reporter.log(describeStats('train', stats));
 
   // Model and optimizer.
@@ -227,7 +227,7 @@ export async function train(config: Config, outDir: string, opts: TrainOptions =
         const input = batchTensors(batches[b], labels.length, tokenizer.padId, true);
         let vatDirection: tf.Tensor3D | null = null;
         if (reg.type === 'vat' && lambda > 0) {
-          const target = forward(model, input.ids, input.mask, { training: true, rng }); // [B, H, L, L], no tape
+          const target = forward(model, input.ids, input.mask, { training: true, rng, wordFeatures: input.features }); // [B, H, L, L], no tape
           vatDirection = vatPerturbation(model, input, target, reg, divOpts, rng);
           target.dispose();
         }
