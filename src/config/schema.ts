@@ -118,6 +118,8 @@ export const TrainingSchema = z.strictObject({
   beta1: z.number().min(0).max(1).default(0.9),
   beta2: z.number().min(0).max(1).default(0.999),
   epsilon: z.number().positive().default(1e-8),
+  /** Each training token is replaced by [UNK] with this probability (word dropout; never at evaluation). */
+  tokenDropout: rate.default(0),
   /** Global-norm gradient clipping; 0 disables it. */
   clipNorm: z.number().nonnegative().default(1),
   /** Decoding threshold on span logits for dev evaluation and for the saved model's default. */

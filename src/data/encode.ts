@@ -149,6 +149,19 @@ export function makeBatches(windows: Window[], batchSize: number, rng?: Rng): Wi
   return rng ? rng.shuffle(batches) : batches;
 }
 
+/**
+ * Token dropout (word dropout): each content token becomes `unkId` with probability `rate`, so the model learns to
+ * read entities from context, bigrams and word features rather than from the identity of tokens it has memorised:
+ * the situation of every unseen word at test time. [CLS] and [SEP] are kept.
+ */
+export function dropTokens(batch: Window[], rate: number, unkId: number, rng: Rng): Window[] {
+  if (rate === 0) return batch;
+  return batch.map((w) => {
+    const ids = w.ids.map((id, i) => (i >= w.base && i < w.base + w.offsets.length && rng.next() < rate ? unkId : id));
+    return { ...w, ids };
+  });
+}
+
 export interface BatchTensors {
   ids: tf.Tensor2D; // [B, L] int32
   mask: tf.Tensor2D; // [B, L] 1 on real tokens

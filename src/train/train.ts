@@ -9,7 +9,7 @@ import { initBackend, type BackendInfo } from '../backend.js';
 import { configToYaml } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 import { readCorpus, type ReadReport } from '../data/corpus.js';
-import { batchTensors, disposeBatch, encodeExamples, makeBatches, type EncodeStats } from '../data/encode.js';
+import { batchTensors, disposeBatch, dropTokens, encodeExamples, makeBatches, type EncodeStats } from '../data/encode.js';
 import { TextTokenizer, buildTokenizer } from '../data/tokenizer.js';
 import { ConfigError, GpError } from '../errors.js';
 import { SWEEP_DECODINGS, tuneDecoding, type Decoding } from '../eval/evaluate.js';
@@ -224,7 +224,7 @@ export async function train(config: Config, outDir: string, opts: TrainOptions =
       for (let b = state.batchesDone; b < batches.length; b++) {
         const lr = learningRateAt(state.step, totalSteps, training.lr, training.schedule);
         const lambda = reg.type === 'none' ? 0 : lambdaAt(state.step, totalSteps, batchesPerEpoch, reg.weight, reg.schedule);
-        const input = batchTensors(batches[b], labels.length, tokenizer.padId, true);
+        const input = batchTensors(dropTokens(batches[b], training.tokenDropout, tokenizer.unkId, rng), labels.length, tokenizer.padId, true);
         let vatDirection: tf.Tensor3D | null = null;
         if (reg.type === 'vat' && lambda > 0) {
           const target = forward(model, input.ids, input.mask, { training: true, rng, wordFeatures: input.features }); // [B, H, L, L], no tape
