@@ -9,7 +9,8 @@ export { loadConfig, validateConfig, parseOverride, configToYaml } from './confi
 export { readCorpus, parseCorpus, writeJsonl, formatJsonlLine, type ReadOptions, type ReadReport } from './data/corpus.js';
 export { TextTokenizer, buildTokenizer } from './data/tokenizer.js';
 export { rematch, alignSpan } from './data/rematch.js';
-export { encodeExamples, makeBatches, batchTensors, windowRanges, type Window } from './data/encode.js';
+export { encodeExamples, makeBatches, batchTensors, dropTokens, windowRanges, type Window } from './data/encode.js';
+export { wordFeatureIds, wordShape, WORD_FEATURES } from './data/features.js';
 
 export {
   createModel,
@@ -40,4 +41,13 @@ export { train, type TrainSummary, type TrainOptions, type TrainReporter, type M
 
 export { decodeSpans, tokenSpansToEntities, mergeWindowEntitiesByCentre, type TokenSpan } from './eval/decode.js';
 export { scoreEntities, formatScoresTable, macroF1, type Scores, type PRF } from './eval/metrics.js';
-export { predictEntities, predictWithDecodings, sweepDecodings, evaluateExamples, type PredictOptions, type Decoding } from './eval/evaluate.js';
+export {
+  predictEntities,
+  predictWithDecodings,
+  sweepDecodings,
+  tuneDecoding,
+  evaluateExamples,
+  SWEEP_DECODINGS,
+  type PredictOptions,
+  type Decoding,
+} from './eval/evaluate.js';
