@@ -13,6 +13,7 @@ import { validateConfig, configToYaml } from '../src/config/load.js';
 import { readCorpus, writeJsonl } from '../src/data/corpus.js';
 import { silentReporter, train } from '../src/train/train.js';
 import { loadModel } from '../src/model/io.js';
+import { readSafetensors } from '../src/model/safetensors.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'gp-resume-'));
 const { examples } = readCorpus('data/sample.train.jsonl');
@@ -21,9 +22,11 @@ writeJsonl(trainFile, examples.filter((e) => e.text.length <= 32).slice(0, 24));
 const raw = {
   seed: 3,
   backend: 'wasm',
-  data: { train: trainFile, dev: trainFile, maxLength: 40 },
+  // No dev set, so every epoch's model is kept and the last one, trained after the resume, is compared.
+  data: { train: trainFile, maxLength: 40 },
   model: { dim: 32, dropout: 0.1, encoder: { type: 'transformer', layers: 1, heads: 2 }, head: { size: 16 } },
-  training: { epochs: 6, batchSize: 4, lr: 3e-3, checkpointEvery: 2 },
+  // The moving average and token dropout are state and randomness a resume must restore exactly.
+  training: { epochs: 6, batchSize: 4, lr: 3e-3, checkpointEvery: 2, ema: 0.9, tokenDropout: 0.1 },
 };
 const config = validateConfig(raw);
 const configFile = join(dir, 'config.yaml');
@@ -33,7 +36,7 @@ const metrics = (out: string) =>
   readFileSync(join(out, 'metrics.jsonl'), 'utf8')
     .trim()
     .split('\n')
-    .map((l) => JSON.parse(l) as { epoch: number; step: number; trainLoss: number; dev: { micro: { f1: number } } });
+    .map((l) => JSON.parse(l) as { epoch: number; step: number; trainLoss: number });
 
 const reference = join(dir, 'reference');
 await train(config, reference);
@@ -47,8 +50,15 @@ function assertSameRun(out: string) {
     // Same backend, same seeds, same batches: the continued run is the same computation. The tolerance only absorbs
     // float reassociation, should a backend reorder a reduction.
     assert.ok(Math.abs(row.trainLoss - expected[i].trainLoss) < 1e-4, `epoch ${row.epoch} loss ${row.trainLoss} vs ${expected[i].trainLoss}`);
-    assert.ok(Math.abs(row.dev.micro.f1 - expected[i].dev.micro.f1) < 1e-6, `epoch ${row.epoch} F1`);
   });
+  // The kept model holds the moving average, which only a checkpoint that saved it can continue. The same computation
+  // on the same backend gives the same bits; an average restarted at the resume differs by ≈ 1e-6 here (the
+  // average's warm-up washes most of the difference out), hence the tight bound.
+  const want = readSafetensors(join(reference, 'weights.safetensors')).tensors;
+  for (const [name, got] of readSafetensors(join(out, 'weights.safetensors')).tensors) {
+    const diff = got.data.reduce((m, v, k) => Math.max(m, Math.abs(v - want.get(name)!.data[k])), 0);
+    assert.ok(diff < 1e-7, `${name}: max |Δ| ${diff}`);
+  }
 }
 
 test('a run stopped by a signal mid-epoch resumes to the same metrics', async () => {

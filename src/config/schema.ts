@@ -118,6 +118,11 @@ export const TrainingSchema = z.strictObject({
   beta1: z.number().min(0).max(1).default(0.9),
   beta2: z.number().min(0).max(1).default(0.999),
   epsilon: z.number().positive().default(1e-8),
+  /**
+   * Decay of an exponential moving average of the parameters, which dev evaluation and the saved model use
+   * (e.g. 0.999); 0 keeps the trained parameters themselves.
+   */
+  ema: z.number().min(0).lt(1).default(0),
   /** Each training token is replaced by [UNK] with this probability (word dropout; never at evaluation). */
   tokenDropout: rate.default(0),
   /** Global-norm gradient clipping; 0 disables it. */

@@ -5,7 +5,8 @@
  *
  *   DIR/checkpoint/state.json                 which files hold the latest checkpoint, plus the scalar state
  *   DIR/checkpoint/params-STEP.safetensors    parameters
- *   DIR/checkpoint/adam-STEP.safetensors      AdamW first and second moments (m.NAME, v.NAME)
+ *   DIR/checkpoint/adam-STEP.safetensors      AdamW first and second moments (m.NAME, v.NAME), and the parameters'
+ *                                             moving average (avg.NAME) when training.ema is on
  *
  * The tensor files of a step are written (atomically) before state.json points at them, and older ones are deleted
  * only after, so a kill -9 at any moment leaves a state.json whose files are complete.
@@ -55,6 +56,7 @@ export function saveCheckpoint(outDir: string, model: Model, optimizer: AdamWSta
   const moments = new Map<string, NamedArray>();
   for (const [name, m] of optimizer.m) moments.set(`m.${name}`, { shape: m.shape, data: m.dataSync() as Float32Array });
   for (const [name, v] of optimizer.v) moments.set(`v.${name}`, { shape: v.shape, data: v.dataSync() as Float32Array });
+  for (const [name, a] of optimizer.average ?? []) moments.set(`avg.${name}`, { shape: a.shape, data: a.dataSync() as Float32Array });
   writeSafetensors(join(dir, adam), moments);
   const file: StateFile = { ...state, params, adam, adamStep: optimizer.step };
   writeFileAtomic(join(dir, 'state.json'), JSON.stringify(file) + '\n');
@@ -81,7 +83,8 @@ export function loadCheckpoint(outDir: string, model: Model, optimizer: AdamWSta
   assignWeights(model, readSafetensors(join(dir, file.params)).tensors, join(dir, file.params));
   const adamFile = join(dir, file.adam);
   const moments = readSafetensors(adamFile).tensors;
-  for (const [kind, target] of [['m', optimizer.m], ['v', optimizer.v]] as const) {
+  const kinds = [['m', optimizer.m], ['v', optimizer.v], ...(optimizer.average ? [['avg', optimizer.average] as const] : [])] as const;
+  for (const [kind, target] of kinds) {
     for (const [name, variable] of target) {
       const saved = moments.get(`${kind}.${name}`);
       if (!saved || saved.shape.join() !== variable.shape.join()) throw new GpError(`${adamFile}: optimizer state for ${name} is missing or has the wrong shape`);

@@ -16,16 +16,45 @@ export interface AdamWState {
   step: number;
   m: Map<string, tf.Variable>;
   v: Map<string, tf.Variable>;
+  /** Exponential moving average of the parameters (training.ema > 0), which evaluation and the saved model use. */
+  average: Map<string, tf.Variable> | null;
 }
 
-export function createAdamWState(params: Map<string, tf.Variable>): AdamWState {
+export function createAdamWState(params: Map<string, tf.Variable>, withAverage = false): AdamWState {
   // tidy frees each initial zeros tensor; the variable keeps the data.
   const zeros = () => new Map([...params].map(([name, p]) => [name, tf.tidy(() => tf.variable(tf.zeros(p.shape), false))] as const));
-  return { step: 0, m: zeros(), v: zeros() };
+  const average = withAverage ? new Map([...params].map(([name, p]) => [name, tf.tidy(() => tf.variable(p.clone(), false))] as const)) : null;
+  return { step: 0, m: zeros(), v: zeros(), average };
 }
 
 export function disposeAdamWState(state: AdamWState): void {
-  for (const t of [...state.m.values(), ...state.v.values()]) t.dispose();
+  for (const t of [...state.m.values(), ...state.v.values(), ...(state.average?.values() ?? [])]) t.dispose();
+}
+
+/**
+ * average ← d·average + (1 − d)·p after step t, with d = min(decay, (1 + t) / (10 + t)) so that the early average is
+ * not dominated by the random initialisation (TensorFlow's ExponentialMovingAverage with num_updates).
+ */
+export function updateAverage(params: Map<string, tf.Variable>, average: Map<string, tf.Variable>, decay: number, step: number): void {
+  const d = Math.min(decay, (1 + step) / (10 + step));
+  tf.tidy(() => {
+    for (const [name, p] of params) {
+      const a = average.get(name)!;
+      a.assign(a.mul(d).add(p.mul(1 - d)));
+    }
+  });
+}
+
+/** Run `fn` with the averaged values in the parameters, then put the trained values back. */
+export function withAverage<T>(params: Map<string, tf.Variable>, average: Map<string, tf.Variable>, fn: () => T): T {
+  const trained = new Map([...params].map(([name, p]) => [name, p.clone()] as const));
+  try {
+    for (const [name, p] of params) p.assign(average.get(name)!);
+    return fn();
+  } finally {
+    for (const [name, p] of params) p.assign(trained.get(name)!);
+    tf.dispose([...trained.values()]);
+  }
 }
 
 function decays(name: string): boolean {

@@ -22,7 +22,7 @@ import { lineChartSvg, type Point } from '../plot.js';
 import { hasCheckpoint, loadCheckpoint, saveCheckpoint, type LoopState } from './checkpoint.js';
 import { Rng } from '../rng.js';
 import type { Example } from '../types.js';
-import { adamWStep, createAdamWState, disposeAdamWState } from './optimizer.js';
+import { adamWStep, createAdamWState, disposeAdamWState, updateAverage, withAverage } from './optimizer.js';
 import { batchLoss, divergenceOptions, vatPerturbation, type LossParts } from './regularizer.js';
 import { lambdaAt, learningRateAt } from './schedule.js';
 
@@ -176,8 +176,8 @@ export async function train(config: Config, outDir: string, opts: TrainOptions =
   if (pretrained && !opts.resume) loadBertWeights(model, pretrained.dir);
   const paramCount = [...model.params.values()].reduce((n, v) => n + v.size, 0);
   reporter.log(`model: ${spec.encoder.layers}-layer ${spec.encoder.type} d${spec.dim}${pretrained ? ` from ${pretrained.dir}` : ''}, ${spec.head.type} head, ${(paramCount / 1e6).toFixed(2)}M parameters`);
-  const optimizer = createAdamWState(model.params);
   const { training, regularizer: reg } = config;
+  const optimizer = createAdamWState(model.params, training.ema > 0);
   const divOpts = divergenceOptions(reg, labels);
   const batchesPerEpoch = Math.ceil(windows.length / training.batchSize);
   const totalSteps = batchesPerEpoch * training.epochs;
@@ -239,6 +239,7 @@ export async function train(config: Config, outDir: string, opts: TrainOptions =
         const loss = value.dataSync()[0];
         const byName = new Map([...model.params].map(([name, v]) => [name, grads[v.name]] as const));
         const gradNorm = Number.isFinite(loss) ? adamWStep(model.params, byName, optimizer, lr, training.clipNorm, training, lrScale) : NaN;
+        if (optimizer.average && Number.isFinite(gradNorm)) updateAverage(model.params, optimizer.average, training.ema, optimizer.step);
         const { ce, divergence } = parts!;
         const regShare = divergence ? (lambda * divergence.dataSync()[0]) / Math.max(loss, 1e-12) : 0;
         tf.dispose([value, ce, ...(divergence ? [divergence] : []), ...(vatDirection ? [vatDirection] : [])]);
@@ -272,15 +273,20 @@ export async function train(config: Config, outDir: string, opts: TrainOptions =
         break;
       }
 
-      const dev = devExamples.length ? tuneDecoding(model, tokenizer, labels, devExamples, evalOptions, devDecodings) : null;
-      const f1 = dev ? dev.scores.micro.f1 : epoch; // without dev, the last epoch is the one kept
-      const isBest = state.best === null || f1 > state.best.f1;
-      if (isBest) {
-        state.best = { epoch, step: state.step, f1 };
-        state.evalsWithoutImprovement = 0;
-        const decoding = dev?.decoding ?? { threshold: training.threshold, flat: training.flat };
-        saveModel(outDir, { model, labels, threshold: decoding.threshold, flat: decoding.flat, windowOverlap: overlap, tokenizerJson, configYaml });
-      } else state.evalsWithoutImprovement += 1;
+      // With training.ema, the averaged parameters are the ones evaluated and saved.
+      const evaluateAndKeep = () => {
+        const dev = devExamples.length ? tuneDecoding(model, tokenizer, labels, devExamples, evalOptions, devDecodings) : null;
+        const f1 = dev ? dev.scores.micro.f1 : epoch; // without dev, the last epoch is the one kept
+        const isBest = state.best === null || f1 > state.best.f1;
+        if (isBest) {
+          state.best = { epoch, step: state.step, f1 };
+          const decoding = dev?.decoding ?? { threshold: training.threshold, flat: training.flat };
+          saveModel(outDir, { model, labels, threshold: decoding.threshold, flat: decoding.flat, windowOverlap: overlap, tokenizerJson, configYaml });
+        }
+        return { dev, isBest };
+      };
+      const { dev, isBest } = optimizer.average ? withAverage(model.params, optimizer.average, evaluateAndKeep) : evaluateAndKeep();
+      state.evalsWithoutImprovement = isBest ? 0 : state.evalsWithoutImprovement + 1;
       const info: EpochInfo = { epoch, step: state.step, trainLoss: state.lossSum / Math.max(1, batches.length), seconds: (Date.now() - epochStart) / 1000, dev, best: isBest };
       epochs.push(info);
       const row: MetricsRow = {
