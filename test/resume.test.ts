@@ -56,7 +56,8 @@ function assertSameRun(out: string) {
   // average's warm-up washes most of the difference out), hence the tight bound.
   const want = readSafetensors(join(reference, 'weights.safetensors')).tensors;
   for (const [name, got] of readSafetensors(join(out, 'weights.safetensors')).tensors) {
-    const diff = got.data.reduce((m, v, k) => Math.max(m, Math.abs(v - want.get(name)!.data[k])), 0);
+    const wanted = want.get(name)!.data;
+    const diff = Array.from(got.data).reduce((m: number, v: number, k: number) => Math.max(m, Math.abs(v - wanted[k])), 0);
     assert.ok(diff < 1e-7, `${name}: max |Δ| ${diff}`);
   }
 }
