@@ -43,23 +43,33 @@ const isSpace = (ch: string) => /\s/u.test(ch);
 /**
  * Feature rows for each token of `text` given its character offsets: WORD_FEATURE_COUNT numbers per token, each in
  * [1, buckets). The shape also says whether the token begins its word, so the pieces of one word are told apart.
+ * Linear in the text's length, however long its words (a text without spaces is one word).
  */
 export function wordFeatureIds(text: string, offsets: Array<[number, number]>, buckets: number): number[] {
   const row = (kind: string, value: string) => 1 + (fnv1a(`${kind}\u0000${value}`) % (buckets - 1));
+  // wordStart[i] / wordEnd[i]: the word around character i, found in one pass each way.
+  const n = text.length;
+  const wordStart = new Int32Array(n);
+  const wordEnd = new Int32Array(n);
+  for (let i = 0; i < n; i++) wordStart[i] = i > 0 && !isSpace(text[i - 1]) && !isSpace(text[i]) ? wordStart[i - 1] : i;
+  for (let i = n - 1; i >= 0; i--) wordEnd[i] = i < n - 1 && !isSpace(text[i + 1]) && !isSpace(text[i]) ? wordEnd[i + 1] : i + 1;
+  const rowsOfWord = new Map<number, { norm: number; prefix: number; suffix: number; shape: string }>();
   const out: number[] = [];
-  for (const [start, end] of offsets) {
-    let first = start;
-    while (first > 0 && !isSpace(text[first - 1])) first--;
-    let last = Math.max(end, start + 1);
-    while (last < text.length && !isSpace(text[last])) last++;
-    const word = text.slice(first, last);
-    const chars = [...word.toLowerCase()];
-    out.push(
-      row('norm', word.toLowerCase()),
-      row('prefix', chars.slice(0, AFFIX).join('')),
-      row('suffix', chars.slice(-AFFIX).join('')),
-      row('shape', `${start === first ? '' : '#'}${wordShape(word)}`),
-    );
+  for (const [start] of offsets) {
+    const first = wordStart[start];
+    let word = rowsOfWord.get(first);
+    if (!word) {
+      const surface = text.slice(first, wordEnd[start]);
+      const chars = [...surface.toLowerCase()];
+      word = {
+        norm: row('norm', surface.toLowerCase()),
+        prefix: row('prefix', chars.slice(0, AFFIX).join('')),
+        suffix: row('suffix', chars.slice(-AFFIX).join('')),
+        shape: wordShape(surface),
+      };
+      rowsOfWord.set(first, word);
+    }
+    out.push(word.norm, word.prefix, word.suffix, row('shape', `${start === first ? '' : '#'}${word.shape}`));
   }
   return out;
 }
