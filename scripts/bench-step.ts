@@ -124,7 +124,19 @@ const SHARED_FLAGS: Record<string, FlagSpec> = Object.fromEntries(
 
 /** The shape, input and run-length flags every script shares, plus each script's own `extra` flags (returned raw). */
 export function parseBenchOptions(argv: string[], extra: Record<string, FlagSpec>): { o: BenchOptions; values: FlagValues } {
-  const values: FlagValues = parseArgs({ args: argv, strict: true, options: { ...SHARED_FLAGS, ...extra } }).values;
+  const options = { ...SHARED_FLAGS, ...extra };
+  if (argv.includes('--help') || argv.includes('-h')) {
+    process.stdout.write(`flags: ${Object.entries(options).map(([f, spec]) => `--${f}${spec.type === 'string' ? ' VALUE' : ''}`).join(' ')}\n(see the script's header comment for what each means)\n`);
+    process.exit(0);
+  }
+  let values: FlagValues;
+  try {
+    values = parseArgs({ args: argv, strict: true, options }).values;
+  } catch (err) {
+    // parseArgs reports a typo'd or valueless flag as a TypeError; it is a usage error, not a bug.
+    process.stderr.write(`${(err as Error).message} (--help lists the flags)\n`);
+    process.exit(2);
+  }
   const int = (flag: string, fallback: number): number => {
     const raw = values[flag];
     if (raw === undefined) return fallback;
