@@ -46,6 +46,7 @@ export {
   predictWithDecodings,
   sweepDecodings,
   tuneDecoding,
+  crossValidateDecoding,
   evaluateExamples,
   SWEEP_DECODINGS,
   type PredictOptions,

@@ -1,6 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { formatScoresTable, macroF1, scoreEntities, type PRF } from '../src/eval/metrics.js';
+import { crossValidateDecoding } from '../src/eval/evaluate.js';
 import { GpError } from '../src/errors.js';
 import type { Span } from '../src/types.js';
 
@@ -119,5 +120,34 @@ describe('formatScoresTable', () => {
     const lines = table.split('\n');
     assert.equal(lines[2], 'ORGANISATION     1.0000  1.0000  1.0000        1');
     assert.ok(lines.every((line) => line.length === lines[0].length));
+  });
+});
+
+describe('crossValidateDecoding', () => {
+  const e = (start: number, label = 'X') => ({ start, end: start + 1, label, text: 'x', score: 1 });
+  it('chooses each fold\'s decoding on the other folds and scores the pooled held-out predictions', () => {
+    // Four examples of one gold entity each. Decoding A gets examples 0–2 right, B gets only example 3 right
+    // (and adds a false positive to example 0).
+    const gold: Span[][] = [0, 1, 2, 3].map(() => [{ start: 0, end: 1, label: 'X' }]);
+    const a = [[e(0)], [e(0)], [e(0)], []];
+    const b = [[e(0), e(5)], [], [], [e(0)]];
+    const decodings = [{ threshold: 0 }, { threshold: -1, flat: true }];
+    // Folds {0, 1} and {2, 3}: on {2, 3} A and B tie (F1 0.5 each), and the first of equals, A, is chosen for
+    // fold 0; on {0, 1} A wins, so fold 1 gets A too: pooled, A on everything, tp 3 fp 0 fn 1.
+    const even = crossValidateDecoding(gold, [a, b], decodings, [0, 0, 1, 1]);
+    assert.deepEqual(even.chosen, [{ threshold: 0, flat: false }, { threshold: 0, flat: false }]);
+    assert.deepEqual([even.scores.micro.tp, even.scores.micro.fp, even.scores.micro.fn], [3, 0, 1]);
+    // Folds {0}, {1, 2}, {3}. Fold 0: on {1, 2, 3} A scores F1 0.8, B 0.5, so A (right on 0). Fold 1: on {0, 3}
+    // A scores 0.67 and B 0.8 (both of its hits are there), so B, which misses 1 and 2. Fold 2: on {0, 1, 2} A
+    // scores 1, so A, which misses 3. Pooled: tp 1, fn 3.
+    const three = crossValidateDecoding(gold, [a, b], decodings, [0, 1, 1, 2]);
+    assert.deepEqual(three.chosen.map((d) => d.threshold), [0, -1, 0]);
+    assert.deepEqual([three.scores.micro.tp, three.scores.micro.fp, three.scores.micro.fn], [1, 0, 3]);
+    // When B is right where A fails and the folds see it, the held-out choice can differ per fold.
+    const b2 = [[], [], [e(0)], [e(0)]];
+    const a2 = [[e(0)], [e(0)], [], []];
+    const split = crossValidateDecoding(gold, [a2, b2], decodings, [0, 0, 1, 1]);
+    assert.deepEqual(split.chosen, [{ threshold: -1, flat: true }, { threshold: 0, flat: false }]);
+    assert.deepEqual([split.scores.micro.tp, split.scores.micro.fn], [0, 4], 'each fold gets the decoding that is wrong on it');
   });
 });

@@ -2,7 +2,7 @@
  * Running a trained model over texts: window, batch, forward, decode the span logits, map tokens back to
  * characters, merge windows. `gp predict`, `gp eval` and the dev evaluation during training all come through here.
  */
-import type { Example, Entity } from '../types.js';
+import type { Example, Entity, Span } from '../types.js';
 import { encodeExamples, makeBatches, batchTensors, disposeBatch, type TokenizerLike, type Window } from '../data/encode.js';
 import { forward, type Model } from '../model/globalpointer.js';
 import { decodeSpans, mergeWindowEntitiesByCentre, tokenSpansToEntities, type WindowPrediction } from './decode.js';
@@ -111,4 +111,30 @@ export function tuneDecoding(
   const all = sweepDecodings(model, tokenizer, labels, examples, opts, decodings);
   const best = all.reduce((b, s, i) => (s.micro.f1 > all[b].micro.f1 ? i : b), 0);
   return { decoding: { threshold: decodings[best].threshold, flat: Boolean(decodings[best].flat) }, scores: all[best] };
+}
+
+/**
+ * An honest estimate of the F1 a decoding chosen on dev gets: the examples are dealt into `folds` parts; for each
+ * part the decoding is chosen (as tuneDecoding does) on the other parts and scored on that part; the held-out
+ * predictions of all parts are scored together. predictions[d][k]: entities of example k under decodings[d].
+ */
+export function crossValidateDecoding(
+  gold: Span[][],
+  predictions: Entity[][][],
+  decodings: Decoding[],
+  foldOf: number[],
+): { scores: Scores; chosen: Array<Required<Decoding>> } {
+  const folds = Math.max(...foldOf) + 1;
+  const pooled: Entity[][] = gold.map(() => []);
+  const chosen: Array<Required<Decoding>> = [];
+  for (let f = 0; f < folds; f++) {
+    const rest = gold.flatMap((_, k) => (foldOf[k] === f ? [] : [k]));
+    const f1s = predictions.map((byExample) => scoreEntities(rest.map((k) => gold[k]), rest.map((k) => byExample[k])).micro.f1);
+    const best = f1s.reduce((b, v, i) => (v > f1s[b] ? i : b), 0);
+    chosen.push({ threshold: decodings[best].threshold, flat: Boolean(decodings[best].flat) });
+    gold.forEach((_, k) => {
+      if (foldOf[k] === f) pooled[k] = predictions[best][k];
+    });
+  }
+  return { scores: scoreEntities(gold, pooled), chosen };
 }
