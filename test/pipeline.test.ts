@@ -70,7 +70,7 @@ test('the CLI evaluates and predicts with the saved model', () => {
   const evalOut = JSON.parse(execFileSync('node', [...cli, 'eval', '--model', outDir, '--data', trainFile, '--json'], { encoding: 'utf8' }));
   assert.ok(Math.abs(evalOut.micro.f1 - summary.bestDevF1!) < 1e-6);
   const sweep = JSON.parse(execFileSync('node', [...cli, 'eval', '--model', outDir, '--data', trainFile, '--sweep', '--json'], { encoding: 'utf8' })).sweep;
-  assert.equal(sweep.length, 22, 'eleven thresholds, nested and flat');
+  assert.equal(sweep.length, 26, 'thirteen thresholds, nested and flat');
   const atZero = sweep.find((r: { threshold: number; flat: boolean }) => r.threshold === 0 && !r.flat);
   assert.ok(Math.abs(atZero.f1 - summary.bestDevF1!) < 1e-6, 'the sweep at threshold 0 is the plain evaluation');
   // Raising the threshold can only drop spans: recall never rises along the nested rows.

@@ -35,7 +35,7 @@ export interface Decoding {
 }
 
 /** The thresholds `gp eval --sweep` and `training.tuneDecoding` try, each nested and flat. */
-export const SWEEP_THRESHOLDS = [-6, -5, -4, -3, -2, -1, -0.5, 0, 0.5, 1, 2];
+export const SWEEP_THRESHOLDS = [-10, -8, -6, -5, -4, -3, -2, -1, -0.5, 0, 0.5, 1, 2];
 export const SWEEP_DECODINGS: Array<Required<Decoding>> = [false, true].flatMap((flat) => SWEEP_THRESHOLDS.map((threshold) => ({ threshold, flat })));
 
 /** Entities per text, with offsets into that text (UTF-16, end exclusive). */
