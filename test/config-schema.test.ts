@@ -13,7 +13,7 @@ import { ConfigSchema } from '../src/config/schema.js';
 type Schema = Record<string, unknown>;
 
 const ANNOTATIONS = new Set(['$schema', 'title', 'description', 'default']);
-const CHECKED = new Set(['type', 'properties', 'required', 'additionalProperties', 'propertyNames', 'enum', 'const', 'minimum', 'maximum', 'exclusiveMinimum', 'minLength', 'oneOf', 'anyOf']);
+const CHECKED = new Set(['type', 'properties', 'required', 'additionalProperties', 'propertyNames', 'enum', 'const', 'minimum', 'maximum', 'exclusiveMinimum', 'exclusiveMaximum', 'minLength', 'oneOf', 'anyOf']);
 const BRANCHES = ['oneOf', 'anyOf'] as const;
 
 function typeOf(value: unknown): string {
@@ -50,6 +50,7 @@ function validate(schema: Schema, value: unknown, path = '$'): string[] {
     if (typeof schema.minimum === 'number' && value < schema.minimum) errors.push(`${path}: below ${schema.minimum}`);
     if (typeof schema.maximum === 'number' && value > schema.maximum) errors.push(`${path}: above ${schema.maximum}`);
     if (typeof schema.exclusiveMinimum === 'number' && value <= schema.exclusiveMinimum) errors.push(`${path}: not above ${schema.exclusiveMinimum}`);
+    if (typeof schema.exclusiveMaximum === 'number' && value >= schema.exclusiveMaximum) errors.push(`${path}: not below ${schema.exclusiveMaximum}`);
   }
   if (typeof value === 'string' && typeof schema.minLength === 'number' && value.length < schema.minLength) errors.push(`${path}: shorter than ${schema.minLength}`);
   if (typeOf(value) === 'object') {
@@ -122,6 +123,10 @@ test('the JSON Schema and zod agree on typical mistakes', () => {
     { data: { train: 't' }, model: { encoder: { type: 'bert' } } },
     { data: { train: 't' }, model: { encoder: { type: 'bert', path: 'models/bert' } } },
     { data: { train: 't' }, model: { dropout: 1.5 } },
+    { data: { train: 't' }, training: { ema: 0.999, tokenDropout: 0.1, tuneDecoding: true } },
+    { data: { train: 't' }, training: { ema: 1 } },
+    { data: { train: 't' }, model: { wordFeatures: 5000 } },
+    { data: { train: 't' }, model: { wordFeatures: 1 } },
     { data: { train: 't' }, regularizer: { type: 'rdrop', typeWeights: { PER: 2, LOC: -1 } } },
     { data: { train: 't' }, regularizer: { type: 'vat', vat: { epsilon: 0.5 } } },
     { $schema: './gp-config.schema.json', data: { train: 't' } },

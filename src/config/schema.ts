@@ -76,7 +76,7 @@ export const ModelSchema = z.strictObject({
    * Word features for space-separated text (src/data/features.ts): the lower-cased word, its first and last three
    * characters and its shape (Xxxx, dd) hashed into this many rows, added to each of the word's tokens. 0 turns them off.
    */
-  wordFeatures: z.number().int().nonnegative().refine((n) => n !== 1, 'needs at least 2 rows (row 0 is for [CLS], [SEP] and padding)').default(0),
+  wordFeatures: z.union([z.literal(0), z.number().int().min(2)]).default(0), // row 0 is for [CLS], [SEP] and padding
   encoder: z.discriminatedUnion('type', [TransformerSchema, BilstmSchema, BertSchema]).prefault({ type: 'transformer' }),
   head: z
     .strictObject({
