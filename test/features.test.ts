@@ -53,24 +53,24 @@ test('windows carry zero rows on [CLS] and [SEP], and batches pad them with zero
   let start = 0;
   for (const w of windows) {
     const F = WORD_FEATURE_COUNT;
-    assert.equal(w.features!.length, w.ids.length * F);
-    assert.deepEqual(w.features!.slice(0, F), [0, 0, 0, 0]);
-    assert.deepEqual(w.features!.slice(-F), [0, 0, 0, 0]);
+    assert.equal(w.wordFeatures!.length, w.ids.length * F);
+    assert.deepEqual(w.wordFeatures!.slice(0, F), [0, 0, 0, 0]);
+    assert.deepEqual(w.wordFeatures!.slice(-F), [0, 0, 0, 0]);
     const first = offsets.findIndex((o) => o[0] === w.offsets[0][0]);
-    assert.deepEqual(w.features!.slice(F, -F), all.slice(first * F, (first + w.offsets.length) * F));
+    assert.deepEqual(w.wordFeatures!.slice(F, -F), all.slice(first * F, (first + w.offsets.length) * F));
     start = first;
   }
   assert.ok(start > 0);
   const batch = batchTensors(windows, 1, 0, false);
-  const [B, L, F] = batch.features!.shape;
+  const [B, L, F] = batch.wordFeatures!.shape;
   assert.deepEqual([B, F], [windows.length, WORD_FEATURE_COUNT]);
-  const values = batch.features!.arraySync();
+  const values = batch.wordFeatures!.arraySync();
   windows.forEach((w, b) => {
     for (let i = w.ids.length; i < L; i++) assert.deepEqual(values[b][i], [0, 0, 0, 0], 'padding');
   });
   const without = encodeExamples([{ text, spans: [] }], tokenizer, ['PER'], { maxLength: 6, overlap: 1 }).windows;
-  assert.equal(without[0].features, undefined);
-  assert.equal(batchTensors(without, 1, 0, false).features, undefined);
+  assert.equal(without[0].wordFeatures, undefined);
+  assert.equal(batchTensors(without, 1, 0, false).wordFeatures, undefined);
 });
 
 test('the model adds the sum of a token\'s feature rows to its embedding, and their gradient reaches those rows only', () => {

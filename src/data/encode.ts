@@ -29,7 +29,7 @@ export interface Window {
   /** Gold cells (type, first, last) in positions of `ids`. */
   targets: Array<[number, number, number]>;
   /** With word features: WORD_FEATURE_COUNT rows per position of `ids`, 0 on [CLS] and [SEP]. */
-  features?: number[];
+  wordFeatures?: number[];
 }
 
 export interface EncodeStats {
@@ -111,7 +111,7 @@ export function encodeExamples(
       const window: Window = { example: index, ids: windowIds, offsets: offsets.slice(start, end), base, targets };
       if (features) {
         const none = new Array<number>(specials ? WORD_FEATURE_COUNT : 0).fill(0);
-        window.features = [...none, ...features.slice(start * WORD_FEATURE_COUNT, end * WORD_FEATURE_COUNT), ...none];
+        window.wordFeatures = [...none, ...features.slice(start * WORD_FEATURE_COUNT, end * WORD_FEATURE_COUNT), ...none];
       }
       windows.push(window);
       stats.windows += 1;
@@ -167,7 +167,7 @@ export interface BatchTensors {
   mask: tf.Tensor2D; // [B, L] 1 on real tokens
   targets: tf.Tensor4D | null; // [B, H, L, L] 0/1
   /** Word feature rows [B, L, F] int32 (0 on padding) when the windows carry them. */
-  features?: tf.Tensor3D;
+  wordFeatures?: tf.Tensor3D;
   /** Real (unpadded) tokens in the batch. */
   tokens: number;
 }
@@ -193,11 +193,11 @@ export function batchTensors(batch: Window[], numTypes: number, padId: number, w
     targets = tf.tensor4d(y, [B, numTypes, L, L]);
   }
   const tensors: BatchTensors = { ids: tf.tensor2d(ids, [B, L], 'int32'), mask: tf.tensor2d(mask, [B, L]), targets, tokens };
-  if (batch[0].features) {
+  if (batch[0].wordFeatures) {
     const F = WORD_FEATURE_COUNT;
     const features = new Int32Array(B * L * F);
-    batch.forEach((w, b) => features.set(w.features!, b * L * F));
-    tensors.features = tf.tensor3d(features, [B, L, F], 'int32');
+    batch.forEach((w, b) => features.set(w.wordFeatures!, b * L * F));
+    tensors.wordFeatures = tf.tensor3d(features, [B, L, F], 'int32');
   }
   return tensors;
 }
@@ -206,5 +206,5 @@ export function disposeBatch(t: BatchTensors): void {
   t.ids.dispose();
   t.mask.dispose();
   t.targets?.dispose();
-  t.features?.dispose();
+  t.wordFeatures?.dispose();
 }

@@ -58,7 +58,7 @@ export function predictWithDecodings(
   const H = labels.length;
   for (const batch of makeBatches(windows, opts.batchSize).flatMap((b) => splitByCells(b, H))) {
     const input = batchTensors(batch, H, tokenizer.padId, false);
-    const logits = forward(model, input.ids, input.mask, { training: false, wordFeatures: input.features }); // [B, H, L, L]
+    const logits = forward(model, input.ids, input.mask, { training: false, wordFeatures: input.wordFeatures }); // [B, H, L, L]
     const L = logits.shape[2];
     const values = logits.dataSync() as Float32Array;
     logits.dispose();

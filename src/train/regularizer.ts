@@ -54,7 +54,7 @@ export function vatPerturbation(
   rng: Rng,
 ): tf.Tensor3D {
   return tf.tidy(() => {
-    const x = embed(model, input.ids, input.mask, input.features); // [B, L, D]
+    const x = embed(model, input.ids, input.mask, input.wordFeatures); // [B, L, D]
     const mask3 = input.mask.expandDims(2); // [B, L, 1]
     const valid = spanValidity(input.mask);
     let d = normalizePerSample(tf.randomNormal(x.shape, 0, 1, 'float32', rng.seed()) as tf.Tensor3D, mask3);
@@ -81,14 +81,14 @@ export function batchLoss(
 ): LossParts {
   const targets = input.targets!;
   if (config.type === 'none' || lambda === 0) {
-    const ce = multilabelCrossEntropy(forward(model, input.ids, input.mask, { training: true, rng, wordFeatures: input.features }), targets);
+    const ce = multilabelCrossEntropy(forward(model, input.ids, input.mask, { training: true, rng, wordFeatures: input.wordFeatures }), targets);
     return { total: ce, ce: tf.keep(ce.clone()), divergence: null };
   }
   const valid = spanValidity(input.mask);
   if (config.type === 'rdrop') {
     const B = input.ids.shape[0];
     const twice = <T extends tf.Tensor>(t: T) => tf.concat([t, t]) as T;
-    const wordFeatures = input.features && twice(input.features);
+    const wordFeatures = input.wordFeatures && twice(input.wordFeatures);
     const logits = forward(model, twice(input.ids), twice(input.mask), { training: true, rng, wordFeatures }); // [2B, H, L, L]
     const [s1, s2] = tf.split(logits, [B, B]) as [tf.Tensor4D, tf.Tensor4D];
     const ce = multilabelCrossEntropy(s1, targets).add(multilabelCrossEntropy(s2, targets)).div(2) as tf.Scalar;
@@ -96,9 +96,9 @@ export function batchLoss(
     return { total: ce.add(d.mul(lambda)) as tf.Scalar, ce: tf.keep(ce), divergence: tf.keep(d) };
   }
   // VAT
-  const clean = forward(model, input.ids, input.mask, { training: true, rng, wordFeatures: input.features });
+  const clean = forward(model, input.ids, input.mask, { training: true, rng, wordFeatures: input.wordFeatures });
   const ce = multilabelCrossEntropy(clean, targets);
-  const perturbed = forward(model, input.ids, input.mask, { training: true, rng, perturbation: vatDirection!, wordFeatures: input.features });
+  const perturbed = forward(model, input.ids, input.mask, { training: true, rng, perturbation: vatDirection!, wordFeatures: input.wordFeatures });
   const d = divergence(config.divergence, stopGradient(clean), perturbed, valid, opts);
   return { total: ce.add(d.mul(lambda)) as tf.Scalar, ce: tf.keep(ce), divergence: tf.keep(d) };
 }

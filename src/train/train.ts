@@ -227,7 +227,7 @@ export async function train(config: Config, outDir: string, opts: TrainOptions =
         const input = batchTensors(dropTokens(batches[b], training.tokenDropout, tokenizer.unkId, rng), labels.length, tokenizer.padId, true);
         let vatDirection: tf.Tensor3D | null = null;
         if (reg.type === 'vat' && lambda > 0) {
-          const target = forward(model, input.ids, input.mask, { training: true, rng, wordFeatures: input.features }); // [B, H, L, L], no tape
+          const target = forward(model, input.ids, input.mask, { training: true, rng, wordFeatures: input.wordFeatures }); // [B, H, L, L], no tape
           vatDirection = vatPerturbation(model, input, target, reg, divOpts, rng);
           target.dispose();
         }
