@@ -15,7 +15,7 @@ import { initBackend } from '../src/backend.js';
 import { readCorpus } from '../src/data/corpus.js';
 import { TextTokenizer } from '../src/data/tokenizer.js';
 import { GpError } from '../src/errors.js';
-import { SWEEP_DECODINGS, crossValidateDecoding, predictWithDecodings, type Decoding } from '../src/eval/evaluate.js';
+import { SWEEP_DECODINGS, bestDecoding, crossValidateDecoding, predictWithDecodings, type Decoding } from '../src/eval/evaluate.js';
 import { scoreEntities, type Scores } from '../src/eval/metrics.js';
 import { disposeModel } from '../src/model/globalpointer.js';
 import { loadModel } from '../src/model/io.js';
@@ -46,7 +46,7 @@ async function main(): Promise<void> {
 
   const grid = predictions.slice(0, SWEEP_DECODINGS.length);
   const gridScores = grid.map((p) => scoreEntities(gold, p));
-  const best = gridScores.reduce((b, s, i) => (s.micro.f1 > gridScores[b].micro.f1 ? i : b), 0);
+  const best = bestDecoding(SWEEP_DECODINGS, gridScores.map((s) => s.micro.f1));
   // Examples dealt into folds in a seeded random order, so that neighbouring (often related) sentences spread out.
   const order = new Rng(seed).shuffle(examples.map((_, k) => k));
   const foldOf = new Array<number>(examples.length);
@@ -54,11 +54,12 @@ async function main(): Promise<void> {
   const cv = crossValidateDecoding(gold, grid, SWEEP_DECODINGS, foldOf);
 
   const zero = SWEEP_DECODINGS.findIndex((d) => d.threshold === 0 && !d.flat);
+  const label = (d: Required<Decoding>) => `${d.flat ? 'flat' : 'nested'} ${d.threshold}`;
   const rows: Array<{ name: string; decoding: string; scores: Scores }> = [
-    { name: 'nested@0', decoding: 'nested 0', scores: gridScores[zero] },
-    { name: 'model', decoding: `${own.flat ? 'flat' : 'nested'} ${own.threshold}`, scores: scoreEntities(gold, predictions[decodings.length - 1]) },
-    { name: 'tuned', decoding: `${SWEEP_DECODINGS[best].flat ? 'flat' : 'nested'} ${SWEEP_DECODINGS[best].threshold}`, scores: gridScores[best] },
-    { name: `cross-val. (${folds} folds)`, decoding: cv.chosen.map((d) => `${d.flat ? 'flat' : 'nested'} ${d.threshold}`).join(', '), scores: cv.scores },
+    { name: 'nested@0', decoding: label(SWEEP_DECODINGS[zero]), scores: gridScores[zero] },
+    { name: 'model', decoding: label(own), scores: scoreEntities(gold, predictions[decodings.length - 1]) },
+    { name: 'tuned', decoding: label(best.decoding), scores: gridScores[best.index] },
+    { name: `cross-val. (${folds} folds)`, decoding: cv.chosen.map(label).join(', '), scores: cv.scores },
   ];
   if (args.values.json) {
     process.stdout.write(JSON.stringify({ model: modelDir, data: dataFile, examples: examples.length, folds, seed, rows: rows.map((r) => ({ ...r, scores: r.scores.micro })) }) + '\n');

@@ -14,7 +14,7 @@ import { loadConfig } from '../config/load.js';
 import { readCorpus } from '../data/corpus.js';
 import { TextTokenizer } from '../data/tokenizer.js';
 import { GpError } from '../errors.js';
-import { SWEEP_DECODINGS, SWEEP_THRESHOLDS, evaluateExamples, predictEntities, sweepDecodings } from '../eval/evaluate.js';
+import { SWEEP_DECODINGS, SWEEP_THRESHOLDS, bestDecoding, evaluateExamples, predictEntities, sweepDecodings } from '../eval/evaluate.js';
 import { formatScoresTable } from '../eval/metrics.js';
 import { predictInWorkers } from './workers.js';
 import { disposeModel } from '../model/globalpointer.js';
@@ -134,8 +134,8 @@ program
         process.stdout.write(JSON.stringify({ model: opts.model, data: opts.data, examples: examples.length, sweep: rows }) + '\n');
         return;
       }
-      const best = rows.reduce((a, b) => (b.f1 > a.f1 ? b : a));
-      const lines = rows.map((r) => `${r === best ? '*' : ' '} ${r.flat ? 'flat  ' : 'nested'} ${r.threshold.toFixed(1).padStart(5)} ${r.precision.toFixed(4)} ${r.recall.toFixed(4)} ${r.f1.toFixed(4)}`);
+      const best = bestDecoding(decodings, rows.map((r) => r.f1)).index;
+      const lines = rows.map((r, i) => `${i === best ? '*' : ' '} ${r.flat ? 'flat  ' : 'nested'} ${r.threshold.toFixed(1).padStart(5)} ${r.precision.toFixed(4)} ${r.recall.toFixed(4)} ${r.f1.toFixed(4)}`);
       process.stdout.write(`${opts.data}: ${examples.length} examples\n  decode  thr.  P      R      F1\n${lines.join('\n')}\n`);
       return;
     }

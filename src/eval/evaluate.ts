@@ -38,6 +38,15 @@ export interface Decoding {
 export const SWEEP_THRESHOLDS = [-10, -8, -6, -5, -4, -3, -2, -1, -0.5, 0, 0.5, 1, 2];
 export const SWEEP_DECODINGS: Array<Required<Decoding>> = [false, true].flatMap((flat) => SWEEP_THRESHOLDS.map((threshold) => ({ threshold, flat })));
 
+/**
+ * The best of decodings scored by micro F1 (f1s[d] for decodings[d]): the first of equals, so ties keep the smaller
+ * threshold and nested decoding, in SWEEP_DECODINGS' order.
+ */
+export function bestDecoding(decodings: Decoding[], f1s: number[]): { index: number; decoding: Required<Decoding> } {
+  const index = f1s.reduce((b, v, i) => (v > f1s[b] ? i : b), 0);
+  return { index, decoding: { threshold: decodings[index].threshold, flat: Boolean(decodings[index].flat) } };
+}
+
 /** Entities per text, with offsets into that text (UTF-16, end exclusive). */
 export function predictEntities(model: Model, tokenizer: TokenizerLike, labels: string[], texts: string[], opts: PredictOptions): Entity[][] {
   return predictWithDecodings(model, tokenizer, labels, texts, opts, [opts])[0];
@@ -99,7 +108,7 @@ export function sweepDecodings(model: Model, tokenizer: TokenizerLike, labels: s
   return predictWithDecodings(model, tokenizer, labels, examples.map((e) => e.text), opts, decodings).map((predictions) => scoreEntities(gold, predictions));
 }
 
-/** The decoding with the best micro F1 on the examples (the first of equals, so ties keep the smaller threshold, nested). */
+/** The decoding with the best micro F1 on the examples (bestDecoding's choice). */
 export function tuneDecoding(
   model: Model,
   tokenizer: TokenizerLike,
@@ -109,8 +118,8 @@ export function tuneDecoding(
   decodings: Decoding[] = SWEEP_DECODINGS,
 ): { decoding: Required<Decoding>; scores: Scores } {
   const all = sweepDecodings(model, tokenizer, labels, examples, opts, decodings);
-  const best = all.reduce((b, s, i) => (s.micro.f1 > all[b].micro.f1 ? i : b), 0);
-  return { decoding: { threshold: decodings[best].threshold, flat: Boolean(decodings[best].flat) }, scores: all[best] };
+  const { index, decoding } = bestDecoding(decodings, all.map((s) => s.micro.f1));
+  return { decoding, scores: all[index] };
 }
 
 /**
@@ -130,10 +139,10 @@ export function crossValidateDecoding(
   for (let f = 0; f < folds; f++) {
     const rest = gold.flatMap((_, k) => (foldOf[k] === f ? [] : [k]));
     const f1s = predictions.map((byExample) => scoreEntities(rest.map((k) => gold[k]), rest.map((k) => byExample[k])).micro.f1);
-    const best = f1s.reduce((b, v, i) => (v > f1s[b] ? i : b), 0);
-    chosen.push({ threshold: decodings[best].threshold, flat: Boolean(decodings[best].flat) });
+    const { index, decoding } = bestDecoding(decodings, f1s);
+    chosen.push(decoding);
     gold.forEach((_, k) => {
-      if (foldOf[k] === f) pooled[k] = predictions[best][k];
+      if (foldOf[k] === f) pooled[k] = predictions[index][k];
     });
   }
   return { scores: scoreEntities(gold, pooled), chosen };

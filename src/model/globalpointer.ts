@@ -216,11 +216,16 @@ export const gelu = tf.customGrad((xIn, save) => {
   };
 }) as (x: tf.Tensor) => tf.Tensor;
 
+export interface RopeTables {
+  cos: tf.Tensor2D; // [L, d]
+  sin: tf.Tensor2D; // [L, d]
+}
+
 /**
  * Rotary tables for positions 0..L−1 and an even width d: angle(p, k) = p · 10000^(−2k/d), k < d/2, laid out
  * [cos(angles), cos(angles)] so that `applyRope` can rotate the pairs (x_k, x_{k+d/2}).
  */
-export function ropeTables(length: number, d: number): { cos: tf.Tensor2D; sin: tf.Tensor2D } {
+export function ropeTables(length: number, d: number): RopeTables {
   const half = d / 2;
   const angles = new Float32Array(length * d);
   for (let p = 0; p < length; p++) {
@@ -252,7 +257,7 @@ export function applyRope(x: tf.Tensor, cos: tf.Tensor2D, sin: tf.Tensor2D): tf.
  * q's half of the tables (so attention's 1/√d costs nothing). `rope` holds ropeTables(L, d), or null for no rotation
  * (only the scaling). Returns [N, L, d] each.
  */
-export function scaledRopePair(stacked: tf.Tensor, qScale: number, rope: { cos: tf.Tensor2D; sin: tf.Tensor2D } | null): [tf.Tensor, tf.Tensor] {
+export function scaledRopePair(stacked: tf.Tensor, qScale: number, rope: RopeTables | null): [tf.Tensor, tf.Tensor] {
   if (!rope) {
     const [q, k] = tf.unstack(stacked);
     return [q.mul(qScale), k];
@@ -303,7 +308,7 @@ function selfAttention(
   layer: number,
   x: tf.Tensor3D, // [B, L, D]
   keyBias: tf.Tensor, // [B, 1, 1, L]
-  rope: { cos: tf.Tensor2D; sin: tf.Tensor2D } | null, // [L, dh] each
+  rope: RopeTables | null, // [L, dh] each
   opts: ForwardOptions,
 ): tf.Tensor3D {
   const p = (n: string) => model.params.get(`encoder.${layer}.attn.${n}`)!;
