@@ -11,6 +11,7 @@ export { TextTokenizer, buildTokenizer } from './data/tokenizer.js';
 export { rematch, alignSpan } from './data/rematch.js';
 export { encodeExamples, makeBatches, batchTensors, dropTokens, windowRanges, type Window } from './data/encode.js';
 export { wordFeatureIds, wordShape, WORD_FEATURES } from './data/features.js';
+export { readLexicon, makeLexicon, lexiconFeatures, LEXICON_ROLES, LEXICON_LENGTHS, type Lexicon } from './data/lexicon.js';
 
 export {
   createModel,
@@ -31,6 +32,7 @@ export {
   MASK_BIAS,
   type Model,
   type ModelSpec,
+  type TokenFeatures,
 } from './model/globalpointer.js';
 export { saveModel, loadModel, type LoadedModel, type ModelManifest } from './model/io.js';
 export { readSafetensors, writeSafetensors } from './model/safetensors.js';

@@ -80,12 +80,12 @@ test('the model adds the sum of a token\'s feature rows to its embedding, and th
   const ids = tf.tensor2d([[3, 7]], [1, 2], 'int32');
   const mask = tf.ones([1, 2]) as tf.Tensor2D;
   const features = tf.tensor3d([[[1, 4, 9, 9], [2, 4, 5, 6]]], [1, 2, 4], 'int32');
-  const x = embed(model, ids, mask, features).arraySync()[0];
+  const x = embed(model, ids, mask, { wordFeatures: features }).arraySync()[0];
   const word = model.params.get('embeddings.word')!.arraySync() as number[][];
   const rows = table.arraySync() as number[][];
   const used = [[1, 4, 9, 9], [2, 4, 5, 6]];
   used.forEach((r, i) => x[i].forEach((v, k) => assert.ok(Math.abs(v - word[[3, 7][i]][k] - r.reduce((s, row) => s + rows[row][k], 0)) < 1e-5)));
-  const { grads } = tf.variableGrads(() => embed(model, ids, mask, features).square().sum() as tf.Scalar, [table]);
+  const { grads } = tf.variableGrads(() => embed(model, ids, mask, { wordFeatures: features }).square().sum() as tf.Scalar, [table]);
   const norms = tf.norm(grads[table.name], 'euclidean', 1).arraySync() as number[];
   norms.forEach((n, row) => assert.equal(n > 0, used.flat().includes(row), `row ${row}: ‖g‖ ${n}`));
   assert.throws(() => forward(model, ids, mask, { training: false }), /word features/);

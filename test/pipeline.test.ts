@@ -24,12 +24,15 @@ const slice = examples.filter((e) => e.text.length <= 40).slice(0, 24);
 const trainFile = join(dir, 'train.jsonl');
 writeJsonl(trainFile, slice);
 const outDir = join(dir, 'model');
+// A word list of the slice's entities: the lexicon features must survive saving and loading like the rest.
+const lexiconFile = join(dir, 'words.txt');
+writeFileSync(lexiconFile, [...new Set(slice.flatMap((e) => e.spans.map((s) => e.text.slice(s.start, s.end))))].join('\n') + '\n');
 
 const config = validateConfig({
   seed: 1,
   data: { train: trainFile, dev: trainFile, maxLength: 48 },
-  // Hashed bigrams and word features on (a few rows, so they collide): saving, loading and predicting must carry them.
-  model: { dim: 64, dropout: 0, bigramBuckets: 97, wordFeatures: 31, encoder: { type: 'transformer', layers: 1, heads: 2, attentionDropout: 0 }, head: { size: 16 } },
+  // Hashed bigrams, word features (a few rows, so they collide) and a lexicon: saving, loading and predicting must carry them.
+  model: { dim: 64, dropout: 0, bigramBuckets: 97, wordFeatures: 31, lexicon: lexiconFile, encoder: { type: 'transformer', layers: 1, heads: 2, attentionDropout: 0 }, head: { size: 16 } },
   training: { epochs: 40, batchSize: 4, lr: 3e-3, schedule: { type: 'constant', warmup: 0 } },
 });
 
@@ -52,7 +55,7 @@ test('training raises dev F1 clearly and keeps the best epoch', () => {
 });
 
 test('the model directory holds everything and reloads to the same F1', () => {
-  for (const f of ['model.json', 'weights.safetensors', 'tokenizer.json', 'config.yaml', 'train-config.yaml', 'metrics.jsonl', 'metrics.json', 'curves.svg']) assert.ok(existsSync(join(outDir, f)), f);
+  for (const f of ['model.json', 'weights.safetensors', 'tokenizer.json', 'config.yaml', 'train-config.yaml', 'metrics.jsonl', 'metrics.json', 'curves.svg', 'lexicon.txt']) assert.ok(existsSync(join(outDir, f)), f);
   const loaded = loadModel(outDir);
   const tokenizer = TextTokenizer.fromJSON(loaded.tokenizerJson as object);
   const opts = { maxLength: 48, overlap: 8, batchSize: 16, threshold: 0 };

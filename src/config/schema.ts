@@ -77,6 +77,12 @@ export const ModelSchema = z.strictObject({
    * characters and its shape (Xxxx, dd) hashed into this many rows, added to each of the word's tokens. 0 turns them off.
    */
   wordFeatures: z.union([z.literal(0), z.number().int().min(2)]).default(0), // row 0 is for [CLS], [SEP] and padding
+  /**
+   * A word list (one word per line; jieba's dictionary format reads as it is) for lexicon features
+   * (src/data/lexicon.ts): each token learns whether it begins, continues, ends or is a listed word, and how long that
+   * word is. Word boundaries for character-level Chinese; the model directory keeps a copy of the list.
+   */
+  lexicon: z.string().min(1).optional(),
   encoder: z.discriminatedUnion('type', [TransformerSchema, BilstmSchema, BertSchema]).prefault({ type: 'transformer' }),
   head: z
     .strictObject({
@@ -94,6 +100,10 @@ export const ModelSchema = z.strictObject({
   .refine((m) => m.encoder.type !== 'bert' || m.wordFeatures === 0, {
     message: 'wordFeatures applies to encoders trained from scratch; a pretrained BERT has its own embeddings',
     path: ['wordFeatures'],
+  })
+  .refine((m) => m.encoder.type !== 'bert' || m.lexicon === undefined, {
+    message: 'lexicon applies to encoders trained from scratch',
+    path: ['lexicon'],
   })
   .refine((m) => m.encoder.type !== 'bert' || m.bigramBuckets === 0, {
     message: 'bigramBuckets applies to encoders trained from scratch; a pretrained BERT has its own embeddings',

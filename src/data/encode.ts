@@ -8,6 +8,7 @@ import type { Example } from '../types.js';
 import type { Rng } from '../rng.js';
 import { alignSpan } from './tokenizer.js';
 import { WORD_FEATURE_COUNT, wordFeatureIds } from './features.js';
+import { LEXICON_FEATURE_COUNT, lexiconFeatures, type Lexicon } from './lexicon.js';
 
 /** What the encoder needs of a tokenizer (src/data/tokenizer.ts provides it). */
 export interface TokenizerLike {
@@ -30,6 +31,8 @@ export interface Window {
   targets: Array<[number, number, number]>;
   /** With word features: WORD_FEATURE_COUNT rows per position of `ids`, 0 on [CLS] and [SEP]. */
   wordFeatures?: number[];
+  /** With a lexicon: LEXICON_FEATURE_COUNT 0/1 values per position of `ids`, 0 on [CLS] and [SEP]. */
+  lexicon?: number[];
 }
 
 export interface EncodeStats {
@@ -65,7 +68,7 @@ export function encodeExamples(
   examples: Example[],
   tokenizer: TokenizerLike,
   labels: string[],
-  opts: { maxLength: number; overlap: number; wordFeatures?: number },
+  opts: { maxLength: number; overlap: number; wordFeatures?: number; lexicon?: Lexicon },
 ): { windows: Window[]; stats: EncodeStats } {
   const labelIndex = new Map(labels.map((l, i) => [l, i]));
   const specials = tokenizer.clsId !== undefined && tokenizer.sepId !== undefined;
@@ -79,6 +82,7 @@ export function encodeExamples(
   examples.forEach((example, index) => {
     const { ids, offsets } = tokenizer.encode(example.text);
     const features = opts.wordFeatures ? wordFeatureIds(example.text, offsets, opts.wordFeatures) : null;
+    const lexicon = opts.lexicon ? lexiconFeatures(example.text, offsets, opts.lexicon) : null;
     const cells: Array<[number, number, number]> = [];
     for (const span of example.spans) {
       stats.entities += 1;
@@ -109,10 +113,12 @@ export function encodeExamples(
         }
       });
       const window: Window = { example: index, ids: windowIds, offsets: offsets.slice(start, end), base, targets };
-      if (features) {
-        const none = new Array<number>(specials ? WORD_FEATURE_COUNT : 0).fill(0);
-        window.wordFeatures = [...none, ...features.slice(start * WORD_FEATURE_COUNT, end * WORD_FEATURE_COUNT), ...none];
-      }
+      const slice = (values: number[], perToken: number) => {
+        const none = new Array<number>(specials ? perToken : 0).fill(0);
+        return [...none, ...values.slice(start * perToken, end * perToken), ...none];
+      };
+      if (features) window.wordFeatures = slice(features, WORD_FEATURE_COUNT);
+      if (lexicon) window.lexicon = slice(lexicon, LEXICON_FEATURE_COUNT);
       windows.push(window);
       stats.windows += 1;
       stats.tokens += windowIds.length;
@@ -168,6 +174,8 @@ export interface BatchTensors {
   targets: tf.Tensor4D | null; // [B, H, L, L] 0/1
   /** Word feature rows [B, L, F] int32 (0 on padding) when the windows carry them. */
   wordFeatures?: tf.Tensor3D;
+  /** Lexicon features [B, L, F] float32 0/1 (0 on padding) when the windows carry them. */
+  lexicon?: tf.Tensor3D;
   /** Real (unpadded) tokens in the batch. */
   tokens: number;
 }
@@ -199,7 +207,18 @@ export function batchTensors(batch: Window[], numTypes: number, padId: number, w
     batch.forEach((w, b) => features.set(w.wordFeatures!, b * L * F));
     tensors.wordFeatures = tf.tensor3d(features, [B, L, F], 'int32');
   }
+  if (batch[0].lexicon) {
+    const F = LEXICON_FEATURE_COUNT;
+    const values = new Float32Array(B * L * F);
+    batch.forEach((w, b) => values.set(w.lexicon!, b * L * F));
+    tensors.lexicon = tf.tensor3d(values, [B, L, F]);
+  }
   return tensors;
+}
+
+/** The batch's per-token inputs besides the ids, for forward's options. */
+export function tokenFeatures(t: BatchTensors): { wordFeatures?: tf.Tensor3D; lexicon?: tf.Tensor3D } {
+  return { wordFeatures: t.wordFeatures, lexicon: t.lexicon };
 }
 
 export function disposeBatch(t: BatchTensors): void {
@@ -207,4 +226,5 @@ export function disposeBatch(t: BatchTensors): void {
   t.mask.dispose();
   t.targets?.dispose();
   t.wordFeatures?.dispose();
+  t.lexicon?.dispose();
 }

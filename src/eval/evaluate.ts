@@ -3,7 +3,7 @@
  * characters, merge windows. `gp predict`, `gp eval` and the dev evaluation during training all come through here.
  */
 import type { Example, Entity, Span } from '../types.js';
-import { encodeExamples, makeBatches, batchTensors, disposeBatch, type TokenizerLike, type Window } from '../data/encode.js';
+import { encodeExamples, makeBatches, batchTensors, disposeBatch, tokenFeatures, type TokenizerLike, type Window } from '../data/encode.js';
 import { forward, type Model } from '../model/globalpointer.js';
 import { decodeSpans, mergeWindowEntitiesByCentre, tokenSpansToEntities, type WindowPrediction } from './decode.js';
 import { scoreEntities, type Scores } from './metrics.js';
@@ -62,12 +62,12 @@ export function predictWithDecodings(
   decodings: Decoding[],
 ): Entity[][][] {
   const examples = texts.map((text) => ({ text, spans: [] }));
-  const { windows } = encodeExamples(examples, tokenizer, labels, { maxLength: opts.maxLength, overlap: opts.overlap, wordFeatures: model.spec.wordFeatures });
+  const { windows } = encodeExamples(examples, tokenizer, labels, { maxLength: opts.maxLength, overlap: opts.overlap, wordFeatures: model.spec.wordFeatures, lexicon: model.lexicon });
   const perWindow = decodings.map(() => new Map<Window, Entity[]>());
   const H = labels.length;
   for (const batch of makeBatches(windows, opts.batchSize).flatMap((b) => splitByCells(b, H))) {
     const input = batchTensors(batch, H, tokenizer.padId, false);
-    const logits = forward(model, input.ids, input.mask, { training: false, wordFeatures: input.wordFeatures }); // [B, H, L, L]
+    const logits = forward(model, input.ids, input.mask, { ...tokenFeatures(input), training: false }); // [B, H, L, L]
     const L = logits.shape[2];
     const values = logits.dataSync() as Float32Array;
     logits.dispose();

@@ -2,7 +2,7 @@
  * The model: token embedding → pre-LN transformer → GlobalPointer span head. A BiLSTM, or a pretrained BERT
  * encoder (src/model/bert.ts), can take the transformer's place.
  *
- *   ids [B, L] ─► embed [B, L, D] (token + hashed bigram + word features) ─► encoder ─► LN ─► head ─► logits [B, H, L, L]
+ *   ids [B, L] ─► embed [B, L, D] (token + hashed bigram + word features + lexicon) ─► encoder ─► LN ─► head ─► logits [B, H, L, L]
  *   transformer: N × (x + attn(LN x), x + ffn(LN x))      bilstm: N × [LSTM→(x); LSTM←(x)], D/2 units each
  *
  * logits[b, h, i, j] scores "tokens i..j form an entity of type h". Cells with j < i or on padding hold −1e12
@@ -17,17 +17,20 @@ import type { BilstmConfig, ModelConfig, TransformerConfig } from '../config/sch
 import { nativeUniform } from '../backend.js';
 import { Rng } from '../rng.js';
 import { bertEncode, bertParameterShapes, bertWordEmbeddings, type BertEncoderSpec } from './bert.js';
+import { LEXICON_FEATURE_COUNT, type Lexicon } from '../data/lexicon.js';
 
 /** A BERT encoder's spec holds config.json's sizes, so a saved model never needs its checkpoint again. */
 export type EncoderSpec = TransformerConfig | BilstmConfig | BertEncoderSpec;
 
 /** Everything needed to rebuild the model's shapes; saved in the model directory. */
-export interface ModelSpec extends Omit<ModelConfig, 'encoder' | 'bigramBuckets' | 'wordFeatures'> {
+export interface ModelSpec extends Omit<ModelConfig, 'encoder' | 'bigramBuckets' | 'wordFeatures' | 'lexicon'> {
   encoder: EncoderSpec;
   /** Absent in models saved before bigrams existed: none. */
   bigramBuckets?: number;
   /** Absent in models saved before word features existed: none. */
   wordFeatures?: number;
+  /** Lexicon features (src/data/lexicon.ts), the words kept in the model directory; absent: none. */
+  lexicon?: boolean;
   vocabSize: number;
   numTypes: number;
   /** Longest sequence (for learned positions and windowing). */
@@ -37,6 +40,8 @@ export interface ModelSpec extends Omit<ModelConfig, 'encoder' | 'bigramBuckets'
 export interface Model {
   spec: ModelSpec;
   params: Map<string, tf.Variable>;
+  /** The word list behind the lexicon features, when spec.lexicon. */
+  lexicon?: Lexicon;
 }
 
 /** Masked cells get this added: large enough that exp() is exactly 0, finite so no inf − inf appears. */
@@ -49,7 +54,7 @@ function parameterShapes(spec: ModelSpec): Map<string, number[]> {
   const shapes =
     encoder.type === 'bert'
       ? bertParameterShapes(encoder, D, V)
-      : embeddingShapes(D, V, spec.bigramBuckets ?? 0, spec.wordFeatures ?? 0, encoder.type === 'transformer' && encoder.positions === 'learned' ? spec.maxLength : 0);
+      : embeddingShapes(D, V, spec.bigramBuckets ?? 0, spec.wordFeatures ?? 0, spec.lexicon ?? false, encoder.type === 'transformer' && encoder.positions === 'learned' ? spec.maxLength : 0);
   if (encoder.type === 'transformer') transformerShapes(shapes, encoder, D);
   if (encoder.type === 'bilstm') bilstmShapes(shapes, encoder, D);
   if (head.type === 'globalpointer') {
@@ -61,10 +66,11 @@ function parameterShapes(spec: ModelSpec): Map<string, number[]> {
   return shapes;
 }
 
-function embeddingShapes(D: number, V: number, bigramBuckets: number, wordFeatures: number, positions: number): Map<string, number[]> {
+function embeddingShapes(D: number, V: number, bigramBuckets: number, wordFeatures: number, lexicon: boolean, positions: number): Map<string, number[]> {
   const shapes = new Map<string, number[]>([['embeddings.word', [V, D]]]);
   if (bigramBuckets > 0) shapes.set('embeddings.bigram', [bigramBuckets, D]);
   if (wordFeatures > 0) shapes.set('embeddings.wordFeatures', [wordFeatures, D]);
+  if (lexicon) shapes.set('embeddings.lexicon', [LEXICON_FEATURE_COUNT, D]);
   if (positions > 0) shapes.set('embeddings.position', [positions, D]);
   return shapes;
 }
@@ -283,14 +289,20 @@ export function spanMaskBias(mask: tf.Tensor2D): tf.Tensor4D {
 
 // ---------------------------------------------------------------------------------------------- the network
 
-export interface ForwardOptions {
+/** Per-token inputs besides the ids, as batchTensors makes them; a model that has the features needs them. */
+export interface TokenFeatures {
+  /** Word feature rows [B, L, F] int32 (src/data/features.ts). */
+  wordFeatures?: tf.Tensor3D;
+  /** Lexicon features [B, L, F] 0/1 (src/data/lexicon.ts). */
+  lexicon?: tf.Tensor3D;
+}
+
+export interface ForwardOptions extends TokenFeatures {
   training: boolean;
   /** Supplies dropout seeds; required when training. */
   rng?: Rng;
   /** Added to the token embeddings before the encoder (virtual adversarial training). */
   perturbation?: tf.Tensor3D;
-  /** Word feature rows [B, L, F] (src/data/features.ts); required by a model with word features. */
-  wordFeatures?: tf.Tensor3D;
 }
 
 export function dropout(x: tf.Tensor, rate: number, opts: ForwardOptions): tf.Tensor {
@@ -347,10 +359,11 @@ export function bigramBuckets(ids: tf.Tensor2D, mask: tf.Tensor2D, vocabSize: nu
 }
 
 /**
- * Token embeddings [B, L, D] for ids, mask [B, L]: token, plus hashed bigram, the sum of the word feature rows
- * (wordFeatures [B, L, F]) and learned position where configured.
+ * Token embeddings [B, L, D] for ids, mask [B, L]: token, plus hashed bigram, the sum of the word feature rows, the
+ * sum of the rows of the lexicon features present, and learned position where configured.
  */
-export function embed(model: Model, ids: tf.Tensor2D, mask: tf.Tensor2D, wordFeatures?: tf.Tensor3D): tf.Tensor3D {
+export function embed(model: Model, ids: tf.Tensor2D, mask: tf.Tensor2D, features: TokenFeatures = {}): tf.Tensor3D {
+  const { wordFeatures, lexicon } = features;
   if (model.spec.encoder.type === 'bert') return bertWordEmbeddings(model, ids);
   let x = embeddingLookup(model.params.get('embeddings.word')! as tf.Tensor2D, ids);
   const bigrams = model.params.get('embeddings.bigram');
@@ -361,6 +374,12 @@ export function embed(model: Model, ids: tf.Tensor2D, mask: tf.Tensor2D, wordFea
     const [B, L, F] = wordFeatures.shape;
     const rows = embeddingLookup(featureTable as tf.Tensor2D, wordFeatures.reshape([B, L * F])); // [B, L·F, D]
     x = x.add(rows.reshape([B, L, F, -1]).sum(2)) as tf.Tensor3D;
+  }
+  const lexiconTable = model.params.get('embeddings.lexicon');
+  if (lexiconTable) {
+    if (!lexicon) throw new Error('this model has lexicon features: pass the batch\'s lexicon to forward');
+    const [B, L, F] = lexicon.shape;
+    x = x.add(tf.matMul(lexicon.reshape([B * L, F]), lexiconTable as tf.Tensor2D).reshape([B, L, -1])) as tf.Tensor3D; // [B·L, F]·[F, D]
   }
   const positions = model.params.get('embeddings.position');
   if (!positions) return x;
@@ -469,7 +488,7 @@ export function efficientGlobalPointer(model: Model, h: tf.Tensor3D): tf.Tensor4
 /** ids [B, L] int32, mask [B, L] 0/1 → masked span logits [B, H, L, L]. */
 export function forward(model: Model, ids: tf.Tensor2D, mask: tf.Tensor2D, opts: ForwardOptions): tf.Tensor4D {
   return tf.tidy(() => {
-    let x = embed(model, ids, mask, opts.wordFeatures);
+    let x = embed(model, ids, mask, opts);
     if (opts.perturbation) x = x.add(opts.perturbation) as tf.Tensor3D;
     return forwardFromEmbeddings(model, x, mask, opts);
   });

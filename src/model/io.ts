@@ -5,6 +5,7 @@
  *   weights.safetensors   parameters by name
  *   tokenizer.json        the Hugging Face tokenizer the model was trained with
  *   config.yaml           the resolved training config, to reproduce the run
+ *   lexicon.txt           the word list of the lexicon features, when the model has them
  *
  * Every file is written atomically, weights before model.json, so a directory is either the previous model or the
  * new one, never a mix that loads.
@@ -14,6 +15,7 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { GpError } from '../errors.js';
 import { writeFileAtomic } from '../io.js';
+import { lexiconText, readLexicon } from '../data/lexicon.js';
 import { createModel, expectedShapes, type Model, type ModelSpec } from './globalpointer.js';
 import { readSafetensors, writeSafetensors, type NamedArray } from './safetensors.js';
 
@@ -37,6 +39,7 @@ export const MODEL_FILES = {
   weights: 'weights.safetensors',
   tokenizer: 'tokenizer.json',
   config: 'config.yaml',
+  lexicon: 'lexicon.txt',
 } as const;
 
 export function snapshotParams(params: Map<string, tf.Variable>): Map<string, NamedArray> {
@@ -51,6 +54,7 @@ export function saveModel(
   writeSafetensors(join(dir, MODEL_FILES.weights), snapshotParams(parts.model.params), { format: MODEL_FORMAT });
   writeFileAtomic(join(dir, MODEL_FILES.tokenizer), parts.tokenizerJson);
   writeFileAtomic(join(dir, MODEL_FILES.config), parts.configYaml);
+  if (parts.model.lexicon) writeFileAtomic(join(dir, MODEL_FILES.lexicon), lexiconText(parts.model.lexicon));
   const manifest: ModelManifest = {
     format: MODEL_FORMAT,
     version: MODEL_FORMAT_VERSION,
@@ -151,5 +155,6 @@ export function loadModel(dir: string): LoadedModel {
   const { tensors } = readSafetensors(weightsFile);
   const model = buildFromSpec(manifest.spec, join(dir, MODEL_FILES.manifest));
   assignWeights(model, tensors, weightsFile);
+  if (manifest.spec.lexicon) model.lexicon = readLexicon(join(dir, MODEL_FILES.lexicon));
   return { model, manifest, tokenizerJson, dir };
 }

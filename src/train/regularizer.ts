@@ -10,7 +10,7 @@
  */
 import * as tf from '@tensorflow/tfjs';
 import type { RegularizerConfig } from '../config/schema.js';
-import type { BatchTensors } from '../data/encode.js';
+import { tokenFeatures, type BatchTensors } from '../data/encode.js';
 import { embed, forward, forwardFromEmbeddings, spanValidity, type Model } from '../model/globalpointer.js';
 import type { Rng } from '../rng.js';
 import { divergence, type DivergenceOptions } from './divergence.js';
@@ -54,7 +54,7 @@ export function vatPerturbation(
   rng: Rng,
 ): tf.Tensor3D {
   return tf.tidy(() => {
-    const x = embed(model, input.ids, input.mask, input.wordFeatures); // [B, L, D]
+    const x = embed(model, input.ids, input.mask, input); // [B, L, D]
     const mask3 = input.mask.expandDims(2); // [B, L, 1]
     const valid = spanValidity(input.mask);
     let d = normalizePerSample(tf.randomNormal(x.shape, 0, 1, 'float32', rng.seed()) as tf.Tensor3D, mask3);
@@ -81,7 +81,7 @@ export function batchLoss(
 ): LossParts {
   const targets = input.targets!;
   if (config.type === 'none' || lambda === 0) {
-    const ce = multilabelCrossEntropy(forward(model, input.ids, input.mask, { training: true, rng, wordFeatures: input.wordFeatures }), targets);
+    const ce = multilabelCrossEntropy(forward(model, input.ids, input.mask, { ...tokenFeatures(input), training: true, rng }), targets);
     return { total: ce, ce: tf.keep(ce.clone()), divergence: null };
   }
   const valid = spanValidity(input.mask);
@@ -89,16 +89,17 @@ export function batchLoss(
     const B = input.ids.shape[0];
     const twice = <T extends tf.Tensor>(t: T) => tf.concat([t, t]) as T;
     const wordFeatures = input.wordFeatures && twice(input.wordFeatures);
-    const logits = forward(model, twice(input.ids), twice(input.mask), { training: true, rng, wordFeatures }); // [2B, H, L, L]
+    const lexicon = input.lexicon && twice(input.lexicon);
+    const logits = forward(model, twice(input.ids), twice(input.mask), { training: true, rng, wordFeatures, lexicon }); // [2B, H, L, L]
     const [s1, s2] = tf.split(logits, [B, B]) as [tf.Tensor4D, tf.Tensor4D];
     const ce = multilabelCrossEntropy(s1, targets).add(multilabelCrossEntropy(s2, targets)).div(2) as tf.Scalar;
     const d = divergence(config.divergence, s1, s2, valid, opts);
     return { total: ce.add(d.mul(lambda)) as tf.Scalar, ce: tf.keep(ce), divergence: tf.keep(d) };
   }
   // VAT
-  const clean = forward(model, input.ids, input.mask, { training: true, rng, wordFeatures: input.wordFeatures });
+  const clean = forward(model, input.ids, input.mask, { ...tokenFeatures(input), training: true, rng });
   const ce = multilabelCrossEntropy(clean, targets);
-  const perturbed = forward(model, input.ids, input.mask, { training: true, rng, perturbation: vatDirection!, wordFeatures: input.wordFeatures });
+  const perturbed = forward(model, input.ids, input.mask, { ...tokenFeatures(input), training: true, rng, perturbation: vatDirection! });
   const d = divergence(config.divergence, stopGradient(clean), perturbed, valid, opts);
   return { total: ce.add(d.mul(lambda)) as tf.Scalar, ce: tf.keep(ce), divergence: tf.keep(d) };
 }

@@ -9,7 +9,8 @@ import { initBackend, type BackendInfo } from '../backend.js';
 import { configToYaml } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 import { readCorpus, type ReadReport } from '../data/corpus.js';
-import { batchTensors, disposeBatch, dropTokens, encodeExamples, makeBatches, type EncodeStats } from '../data/encode.js';
+import { batchTensors, disposeBatch, dropTokens, encodeExamples, makeBatches, tokenFeatures, type EncodeStats } from '../data/encode.js';
+import { readLexicon } from '../data/lexicon.js';
 import { TextTokenizer, buildTokenizer } from '../data/tokenizer.js';
 import { ConfigError, GpError } from '../errors.js';
 import { SWEEP_DECODINGS, tuneDecoding, type Decoding } from '../eval/evaluate.js';
@@ -160,7 +161,9 @@ export async function train(config: Config, outDir: string, opts: TrainOptions =
 
   const overlap = config.data.windowOverlap;
   const maxLength = Math.min(config.data.maxLength, pretrained?.maxLength ?? Infinity);
-  const { windows, stats } = encodeExamples(trainExamples, tokenizer, labels, { maxLength, overlap, wordFeatures: config.model.wordFeatures });
+  const lexicon = config.model.lexicon !== undefined ? readLexicon(config.model.lexicon) : undefined;
+  if (lexicon) reporter.log(`lexicon: ${lexicon.words.size} words from ${config.model.lexicon}`);
+  const { windows, stats } = encodeExamples(trainExamples, tokenizer, labels, { maxLength, overlap, wordFeatures: config.model.wordFeatures, lexicon });
   reporter.log(describeStats('train', stats));
 
   // Model and optimizer.
@@ -170,9 +173,9 @@ export async function train(config: Config, outDir: string, opts: TrainOptions =
   }
   const spec: ModelSpec =
     encoder.type !== 'bert'
-      ? { ...config.model, encoder, vocabSize: tokenizer.vocabSize, numTypes: labels.length, maxLength }
+      ? { ...config.model, encoder, lexicon: lexicon ? true : undefined, vocabSize: tokenizer.vocabSize, numTypes: labels.length, maxLength }
       : bertModelSpec(pretrained!, config.model, labels.length, maxLength);
-  const model = createModel(spec, rng.seed());
+  const model: Model = { ...createModel(spec, rng.seed()), lexicon };
   if (pretrained && !opts.resume) loadBertWeights(model, pretrained.dir);
   const paramCount = [...model.params.values()].reduce((n, v) => n + v.size, 0);
   reporter.log(`model: ${spec.encoder.layers}-layer ${spec.encoder.type} d${spec.dim}${pretrained ? ` from ${pretrained.dir}` : ''}, ${spec.head.type} head, ${(paramCount / 1e6).toFixed(2)}M parameters`);
@@ -227,7 +230,7 @@ export async function train(config: Config, outDir: string, opts: TrainOptions =
         const input = batchTensors(dropTokens(batches[b], training.tokenDropout, tokenizer.unkId, rng), labels.length, tokenizer.padId, true);
         let vatDirection: tf.Tensor3D | null = null;
         if (reg.type === 'vat' && lambda > 0) {
-          const target = forward(model, input.ids, input.mask, { training: true, rng, wordFeatures: input.wordFeatures }); // [B, H, L, L], no tape
+          const target = forward(model, input.ids, input.mask, { ...tokenFeatures(input), training: true, rng }); // [B, H, L, L], no tape
           vatDirection = vatPerturbation(model, input, target, reg, divOpts, rng);
           target.dispose();
         }
