@@ -342,6 +342,17 @@ describe('bad configs', { concurrency: 4 }, () => {
     assertFails(await gp(['train', '-c', missing, '-o', join(dir, 'never')]), 78, new RegExp(`${escape(missing)}: cannot read config`));
   });
 
+  it('a lexicon that is missing or holds no usable word: named, model directory untouched', async () => {
+    const config = write('lexicon.yaml', tinyConfig(TRAIN));
+    const out = modelCopy();
+    const before = snapshot(out);
+    const missing = join(dir, 'no-such-lexicon.txt');
+    assertFails(await gp(['train', '-c', config, '-o', out, '--set', `model.lexicon=${missing}`, '-q', ...BACKEND]), 78, new RegExp(`model\\.lexicon: ${escape(missing)} does not exist .*npm run fetch:lexicon`));
+    const useless = write('one-char-words.txt', '京\n北\n');
+    assertFails(await gp(['train', '-c', config, '-o', out, '--set', `model.lexicon=${useless}`, '-q', ...BACKEND]), 65, new RegExp(`${escape(useless)}: lexicon has no words of two or more characters`));
+    assert.deepEqual(snapshot(out), before);
+  });
+
   it('--set with a key the schema does not have, and with no key at all', async () => {
     const config = write('ok.yaml', tinyConfig(TRAIN));
     const out = modelCopy();

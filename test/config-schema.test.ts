@@ -127,6 +127,8 @@ test('the JSON Schema and zod agree on typical mistakes', () => {
     { data: { train: 't' }, training: { ema: 1 } },
     { data: { train: 't' }, model: { wordFeatures: 5000 } },
     { data: { train: 't' }, model: { wordFeatures: 1 } },
+    { data: { train: 't' }, model: { lexicon: 'words.txt' } },
+    { data: { train: 't' }, model: { lexicon: '' } },
     { data: { train: 't' }, regularizer: { type: 'rdrop', typeWeights: { PER: 2, LOC: -1 } } },
     { data: { train: 't' }, regularizer: { type: 'vat', vat: { epsilon: 0.5 } } },
     { $schema: './gp-config.schema.json', data: { train: 't' } },

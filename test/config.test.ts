@@ -53,6 +53,14 @@ test('--set overrides are typed by YAML and validated', () => {
   assert.throws(() => parseOverride('novalue'), ConfigError);
 });
 
+test('features a pretrained BERT cannot take are errors at their key', () => {
+  const file = write('bert.yaml', 'data:\n  train: t.jsonl\nmodel:\n  encoder: { type: bert, path: models/bert }\n');
+  assert.doesNotThrow(() => loadConfig(file));
+  for (const [key, value] of [['lexicon', 'words.txt'], ['wordFeatures', '100'], ['bigramBuckets', '100']]) {
+    assert.throws(() => loadConfig(file, [`model.${key}=${value}`]), (err: unknown) => err instanceof ConfigError && err.message.includes(`model.${key}`));
+  }
+});
+
 test('invalid YAML names the line', () => {
   assert.throws(() => loadConfig(write('bad.yaml', 'data:\n  train: [unclosed\n')), /bad\.yaml:\d+: invalid YAML/);
 });

@@ -41,10 +41,10 @@ export function readLexicon(file: string): Lexicon {
   try {
     text = readFileSync(file, 'utf8');
   } catch (err) {
-    throw new GpError(`${file}: cannot read lexicon: ${(err as Error).message}`);
+    throw new GpError(`${file}: cannot read lexicon: ${(err as Error).message}`, 66);
   }
   const lexicon = makeLexicon(text.split(/\r?\n/).map((line) => line.trim().split(/\s/u)[0]).filter((w) => w.length > 0));
-  if (lexicon.words.size === 0) throw new GpError(`${file}: lexicon has no words of two or more characters`);
+  if (lexicon.words.size === 0) throw new GpError(`${file}: lexicon has no words of two or more characters`, 65);
   return lexicon;
 }
 

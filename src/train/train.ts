@@ -2,7 +2,7 @@
  * The training loop, top to bottom: read the corpora, build or load the tokenizer, encode, create the model, then
  * for each epoch: length-bucketed batches → loss → AdamW step; evaluate on dev; keep the model with the best dev F1.
  */
-import { mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
 import { initBackend, type BackendInfo } from '../backend.js';
@@ -161,6 +161,9 @@ export async function train(config: Config, outDir: string, opts: TrainOptions =
 
   const overlap = config.data.windowOverlap;
   const maxLength = Math.min(config.data.maxLength, pretrained?.maxLength ?? Infinity);
+  if (config.model.lexicon !== undefined && !existsSync(config.model.lexicon)) {
+    throw new ConfigError('model.lexicon', `${config.model.lexicon} does not exist (the shipped configs' word list comes from \`npm run fetch:lexicon\`)`);
+  }
   const lexicon = config.model.lexicon !== undefined ? readLexicon(config.model.lexicon) : undefined;
   if (lexicon) reporter.log(`lexicon: ${lexicon.words.size} words from ${config.model.lexicon}`);
   const { windows, stats } = encodeExamples(trainExamples, tokenizer, labels, { maxLength, overlap, wordFeatures: config.model.wordFeatures, lexicon });
