@@ -9,7 +9,7 @@ export { loadConfig, validateConfig, parseOverride, configToYaml } from './confi
 export { readCorpus, parseCorpus, writeJsonl, formatJsonlLine, type ReadOptions, type ReadReport } from './data/corpus.js';
 export { TextTokenizer, buildTokenizer } from './data/tokenizer.js';
 export { rematch, alignSpan } from './data/rematch.js';
-export { encodeExamples, makeBatches, batchTensors, dropTokens, windowRanges, type Window } from './data/encode.js';
+export { encodeExamples, makeBatches, batchTensors, dropTokens, windowRanges, type Window, type TokenFeatures } from './data/encode.js';
 export { wordFeatureIds, wordShape, WORD_FEATURES } from './data/features.js';
 export { readLexicon, makeLexicon, lexiconFeatures, LEXICON_ROLES, LEXICON_LENGTHS, type Lexicon } from './data/lexicon.js';
 
@@ -32,7 +32,6 @@ export {
   MASK_BIAS,
   type Model,
   type ModelSpec,
-  type TokenFeatures,
 } from './model/globalpointer.js';
 export { saveModel, loadModel, type LoadedModel, type ModelManifest } from './model/io.js';
 export { readSafetensors, writeSafetensors } from './model/safetensors.js';

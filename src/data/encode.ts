@@ -168,14 +168,18 @@ export function dropTokens(batch: Window[], rate: number, unkId: number, rng: Rn
   });
 }
 
-export interface BatchTensors {
+/** Per-token inputs besides the ids, present when the windows carry them. */
+export interface TokenFeatures {
+  /** Word feature rows [B, L, F] int32, 0 on padding (src/data/features.ts). */
+  wordFeatures?: tf.Tensor3D;
+  /** Lexicon features [B, L, F] float32 0/1, 0 on padding (src/data/lexicon.ts). */
+  lexicon?: tf.Tensor3D;
+}
+
+export interface BatchTensors extends TokenFeatures {
   ids: tf.Tensor2D; // [B, L] int32
   mask: tf.Tensor2D; // [B, L] 1 on real tokens
   targets: tf.Tensor4D | null; // [B, H, L, L] 0/1
-  /** Word feature rows [B, L, F] int32 (0 on padding) when the windows carry them. */
-  wordFeatures?: tf.Tensor3D;
-  /** Lexicon features [B, L, F] float32 0/1 (0 on padding) when the windows carry them. */
-  lexicon?: tf.Tensor3D;
   /** Real (unpadded) tokens in the batch. */
   tokens: number;
 }
@@ -217,7 +221,7 @@ export function batchTensors(batch: Window[], numTypes: number, padId: number, w
 }
 
 /** The batch's per-token inputs besides the ids, for forward's options. */
-export function tokenFeatures(t: BatchTensors): { wordFeatures?: tf.Tensor3D; lexicon?: tf.Tensor3D } {
+export function tokenFeatures(t: BatchTensors): TokenFeatures {
   return { wordFeatures: t.wordFeatures, lexicon: t.lexicon };
 }
 

@@ -183,7 +183,7 @@ export function openBertCheckpoint(dir: string): BertCheckpoint {
 export function bertModelSpec(checkpoint: BertCheckpoint, model: ModelConfig, numTypes: number, maxLength: number): ModelSpec {
   return {
     ...model,
-    lexicon: undefined, // the schema allows none with bert
+    lexicon: undefined, // the config's is a path; the schema allows none with bert
     dim: checkpoint.hiddenSize,
     encoder: checkpoint.encoder,
     vocabSize: checkpoint.vocabSize,

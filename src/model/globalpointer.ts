@@ -18,6 +18,7 @@ import { nativeUniform } from '../backend.js';
 import { Rng } from '../rng.js';
 import { bertEncode, bertParameterShapes, bertWordEmbeddings, type BertEncoderSpec } from './bert.js';
 import { LEXICON_FEATURE_COUNT, type Lexicon } from '../data/lexicon.js';
+import type { TokenFeatures } from '../data/encode.js';
 
 /** A BERT encoder's spec holds config.json's sizes, so a saved model never needs its checkpoint again. */
 export type EncoderSpec = TransformerConfig | BilstmConfig | BertEncoderSpec;
@@ -289,14 +290,7 @@ export function spanMaskBias(mask: tf.Tensor2D): tf.Tensor4D {
 
 // ---------------------------------------------------------------------------------------------- the network
 
-/** Per-token inputs besides the ids, as batchTensors makes them; a model that has the features needs them. */
-export interface TokenFeatures {
-  /** Word feature rows [B, L, F] int32 (src/data/features.ts). */
-  wordFeatures?: tf.Tensor3D;
-  /** Lexicon features [B, L, F] 0/1 (src/data/lexicon.ts). */
-  lexicon?: tf.Tensor3D;
-}
-
+/** A model with word or lexicon features needs the batch's (TokenFeatures) here. */
 export interface ForwardOptions extends TokenFeatures {
   training: boolean;
   /** Supplies dropout seeds; required when training. */
