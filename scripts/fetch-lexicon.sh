@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# `npm run fetch:lexicon`: the Chinese word list the lexicon features of configs/resume.yaml, weibo.yaml and
-# cluener.yaml read (model.lexicon), into data/lexicon/jieba.dict.utf8 (git-ignored, 5 MB, 348,982 lines).
+# `npm run fetch:lexicon`: the Chinese word list that the lexicon features of configs/resume.yaml and
+# configs/weibo.yaml read (model.lexicon), into data/lexicon/jieba.dict.utf8 (git-ignored, 5 MB, 348,982 lines).
 # It is jieba's dictionary (MIT licence) as cppjieba ships it inside the npm package nodejieba 3.5.8, taken from the
 # npm registry's tarball (nothing is installed or built) and checked against the hash it was measured with.
 set -euo pipefail
